@@ -1,0 +1,30 @@
+# `make test` and `make demo` start from a bare machine: the venv is created when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The CPU wheel of this pinned torch lies on the build machine's disk; an unpinned
+# torch would resolve to a multi-GB CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: test venv clean memory speed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]" "$(TORCH)"
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(PY) -m pytest
+
+memory: venv
+	$(VENV)/bin/snsm memory --model llama-1b --dtype bf16 --rank 512 --no-bases
+
+speed: venv
+	$(VENV)/bin/snsm speed --model llama-60m
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

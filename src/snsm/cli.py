@@ -1,0 +1,116 @@
+"""Command line: ``snsm list | memory | speed``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+import torch
+
+from snsm.registry import OPTIMIZERS, list_optimizers
+from snsm.shapes import LLAMA_SHAPES
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+GIB = 2**30
+
+
+def _print_rows(rows: list[dict], columns: list[tuple[str, str]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    header = [title for _, title in columns]
+    body = [[str(row[key]) for key, _ in columns] for row in rows]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    for line in [header, ["-" * w for w in widths], *body]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)))
+
+
+def memory_rows(model: str, dtype: torch.dtype, rank: int, include_bases: bool) -> list[dict]:
+    """Optimizer-state GiB per optimizer for a LLaMA shape, against AdamW."""
+    from snsm.memory import estimate_state_bytes
+    from snsm.shapes import llama_skeleton
+
+    skeleton = llama_skeleton(model)
+    rows = []
+    for name in list_optimizers():
+        hparams = {"rank": rank} if "rank" in _signature(name) else {}
+        total = estimate_state_bytes(skeleton, name, dtype=dtype, include_bases=include_bases,
+                                     **hparams)
+        rows.append({"optimizer": name, "bytes": total, "gib": round(total / GIB, 2)})
+    adamw = next(row["bytes"] for row in rows if row["optimizer"] == "adamw")
+    for row in rows:
+        row["pct_of_adamw"] = round(100 * row["bytes"] / adamw, 1)
+    return rows
+
+
+def _signature(name: str) -> set[str]:
+    import inspect
+    return set(inspect.signature(OPTIMIZERS[name]).parameters)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    for name, cls in OPTIMIZERS.items():
+        print(f"{name:14s} {cls.__name__:12s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+    return 0
+
+
+def _cmd_memory(args: argparse.Namespace) -> int:
+    rows = memory_rows(args.model, DTYPES[args.dtype], args.rank, not args.no_bases)
+    if not args.json:
+        bases = "not counted" if args.no_bases else "counted"
+        print(f"{args.model}, states in {args.dtype}, rank {args.rank}, projector bases {bases}")
+    _print_rows(rows, [("optimizer", "optimizer"), ("gib", "GiB"), ("pct_of_adamw", "% of AdamW")],
+                args.json)
+    return 0
+
+
+def _cmd_speed(args: argparse.Namespace) -> int:
+    from snsm.speed import measure_speed
+
+    optimizers = args.optimizers.split(",") if args.optimizers else None
+    rows = measure_speed(args.model, optimizers=optimizers, repeats=args.repeats,
+                         update_gap=args.update_gap, compile=False)
+    if not args.json:
+        print(f"{args.model}: optimizer step time against torch.optim.AdamW(foreach=True), "
+              f"fp32, {torch.get_num_threads()} threads, median of {args.repeats}, "
+              f"amortized over update_gap={args.update_gap}")
+    _print_rows(rows, [("optimizer", "optimizer"), ("projector", "projector"),
+                       ("step_ms", "step ms"), ("refresh_ms", "refresh ms"),
+                       ("amortized_ms", "amortized ms"), ("adamw_ms", "AdamW ms"),
+                       ("ratio_vs_adamw", "ratio")], args.json)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="snsm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the registry's optimizers").set_defaults(run=_cmd_list)
+
+    memory = sub.add_parser("memory", help="optimizer-state memory for the paper's LLaMA shapes")
+    memory.add_argument("--model", choices=list(LLAMA_SHAPES), default="llama-1b")
+    memory.add_argument("--dtype", choices=list(DTYPES), default="bf16")
+    memory.add_argument("--rank", type=int, default=512)
+    memory.add_argument("--no-bases", action="store_true", help="leave projector bases out")
+    memory.add_argument("--json", action="store_true")
+    memory.set_defaults(run=_cmd_memory)
+
+    speed = sub.add_parser("speed", help="optimizer step time against torch AdamW")
+    speed.add_argument("--model", choices=list(LLAMA_SHAPES), default="llama-60m")
+    speed.add_argument("--optimizers", help="comma-separated registry names (default: all)")
+    speed.add_argument("--repeats", type=int, default=5)
+    speed.add_argument("--update-gap", type=int, default=200)
+    speed.add_argument("--json", action="store_true")
+    speed.set_defaults(run=_cmd_speed)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

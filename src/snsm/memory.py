@@ -1,0 +1,49 @@
+"""Optimizer-state memory: measured from the state tensors, or estimated without stepping."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from snsm.optim.plan import GroupHParams, state_layout
+from snsm.registry import create_optimizer
+
+PROJECTOR_KEYS = frozenset({"basis", "indices"})
+
+
+def _tensor_bytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+def state_bytes(optimizer: torch.optim.Optimizer, include_bases: bool = True) -> int:
+    """Bytes held by the tensors of ``optimizer.state`` (any torch optimizer).
+
+    ``include_bases=False`` leaves out projector state (bases and indices), as the paper does.
+    """
+    total = 0
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and (include_bases or key not in PROJECTOR_KEYS):
+                total += _tensor_bytes(value)
+    return total
+
+
+def estimate_state_bytes(model: nn.Module, name: str, dtype: torch.dtype | None = None,
+                         include_bases: bool = True, **hparams) -> int:
+    """Bytes the state of optimizer ``name`` will hold after one step on every parameter.
+
+    Computed from shapes alone, so ``model`` may live on the ``meta`` device.
+    ``dtype`` overrides the parameters' dtype (for example ``torch.bfloat16``).
+    """
+    optimizer = create_optimizer(model, name, **hparams)
+    total = 0
+    for group in optimizer.param_groups:
+        hp = GroupHParams.from_group(group)
+        for param in group["params"]:
+            layout = state_layout(tuple(param.shape), dtype or param.dtype, hp)
+            for key, (shape, item_dtype) in layout.items():
+                if include_bases or key not in PROJECTOR_KEYS:
+                    total += math.prod(shape) * torch.empty((), dtype=item_dtype).element_size()
+    return total

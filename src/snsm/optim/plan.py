@@ -1,0 +1,104 @@
+"""Per-group hyperparameters and per-parameter plans, resolved once per step.
+
+A plan says which rules a parameter actually gets: Subset-Norm and
+Subspace-Momentum act only where the group has them on (``use_snsm``), and
+Subspace-Momentum only on tensors of 2+ dims; everything else gets the group's
+per-coordinate rule (``subspace`` momentum falls back to ``ema``).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from snsm.projectors import Projector, get_projector
+from snsm.rules.momentum import matrix_shape
+from snsm.rules.partition import Partition, resolve_partition
+
+Layout = dict[str, tuple[tuple[int, ...], torch.dtype]]
+
+
+@dataclass(frozen=True)
+class GroupHParams:
+    """A param group's hyperparameters as plain typed values."""
+
+    lr: float
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+    momentum: str
+    accumulator: str
+    bias_correction: bool
+    subset_size: int | str
+    rank: int
+    projector: Projector
+    update_gap: int
+    on_refresh: str
+    seed: int
+    use_snsm: bool
+    maximize: bool
+
+    @classmethod
+    def from_group(cls, group: dict) -> "GroupHParams":
+        beta1, beta2 = group["betas"]
+        return cls(
+            lr=float(group["lr"]), beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=group["weight_decay"], momentum=group["momentum"],
+            accumulator=group["accumulator"], bias_correction=group["bias_correction"],
+            subset_size=group["subset_size"], rank=group["rank"],
+            projector=get_projector(group["projector"]), update_gap=group["update_gap"],
+            on_refresh=group["on_refresh"], seed=group["seed"], use_snsm=group["use_snsm"],
+            maximize=group["maximize"])
+
+    def plan(self, shape: tuple[int, ...]) -> "ParamPlan":
+        return plan_for(tuple(shape), self.momentum, self.accumulator, self.subset_size,
+                        self.use_snsm)
+
+    def bias_correction1(self, step: float) -> float:
+        return 1 - self.beta1**step if self.bias_correction else 1.0
+
+    def bias_correction2_sqrt(self, step: float) -> float | None:
+        if self.bias_correction and self.accumulator == "ema":
+            return (1 - self.beta2**step) ** 0.5
+        return None
+
+
+@dataclass(frozen=True)
+class ParamPlan:
+    """The rules one parameter gets: its momentum rule and its partition (None: D = 1)."""
+
+    momentum: str
+    partition: Partition | None
+
+
+@functools.lru_cache(maxsize=4096)
+def plan_for(shape: tuple[int, ...], momentum: str, accumulator: str, subset_size: int | str,
+             use_snsm: bool) -> ParamPlan:
+    """Resolve the effective rules for a tensor of ``shape`` in a group."""
+    if momentum == "subspace" and not (use_snsm and len(shape) >= 2 and 0 not in shape):
+        momentum = "ema"
+    if accumulator == "none":
+        return ParamPlan(momentum, None)
+    return ParamPlan(momentum, resolve_partition(shape, subset_size if use_snsm else 1))
+
+
+def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams) -> Layout:
+    """Shapes and dtypes of a parameter's optimizer state, before any step.
+
+    Shared by state initialization and ``snsm.estimate_state_bytes``, so the
+    estimate and the measured state agree exactly.
+    """
+    plan = hp.plan(shape)
+    layout: Layout = {"step": ((), torch.float32)}
+    if plan.momentum == "ema":
+        layout["momentum"] = (tuple(shape), dtype)
+    elif plan.momentum == "subspace":
+        matrix = matrix_shape(shape)
+        layout["momentum"] = (hp.projector.low_shape(matrix, hp.rank), dtype)
+        layout.update(hp.projector.state_layout(matrix, hp.rank, dtype))
+    if plan.partition is not None:
+        layout["accumulator"] = (plan.partition.state_shape, dtype)
+    return layout

@@ -1,0 +1,95 @@
+"""Momentum rules: the numerator N of the update p <- p - lr * N / D.
+
+* ``none``: N = g.
+* ``ema``: m <- b1 m + (1 - b1) g; N = m / (1 - b1^t) with bias correction.
+* ``subspace`` (Subspace-Momentum): a projector P, rebuilt from the current
+  gradient every ``update_gap`` steps, gives g_s = P(g); the momentum lives only
+  there, m <- b1 m + (1 - b1) g_s, and
+
+      N = P^T(m_hat) + (g - P^T(P(g))) = g + P^T(m_hat - g_s),
+
+  momentum in the subspace and plain SGD in its orthogonal complement. On a
+  refresh the momentum is reset to zero on the refresh step itself
+  (``on_refresh="reset"``) or carried into the new basis
+  (``on_refresh="project"``: m <- P_new(P_old^T(m))).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from snsm.projectors import Projector
+
+MOMENTUM_RULES = ("none", "ema", "subspace")
+REFRESH_RULES = ("reset", "project")
+
+_MASK64 = (1 << 64) - 1
+
+
+def mix_seed(*values: int) -> int:
+    """A 63-bit seed from integers (splitmix64 finalizer), for counter-based generators."""
+    h = 0x9E3779B97F4A7C15
+    for value in values:
+        h = (h ^ (value & _MASK64)) & _MASK64
+        h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _MASK64
+        h ^= h >> 31
+    return h >> 1
+
+
+def as_matrix(tensor: Tensor) -> Tensor:
+    """The (shape[0], rest) matrix view of a tensor of 2+ dims."""
+    return tensor.reshape(tensor.shape[0], -1)
+
+
+def matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+    rows = shape[0]
+    return rows, (int(torch.Size(shape).numel()) // rows if rows else 0)
+
+
+def momentum_steps(step: int, update_gap: int, on_refresh: str) -> int:
+    """tau: steps since the subspace momentum was (re)started, counting this one."""
+    return (step - 1) % update_gap + 1 if on_refresh == "reset" else step
+
+
+def is_refresh(step: int, update_gap: int) -> bool:
+    """The projector is rebuilt on steps 1, 1 + gap, 1 + 2 gap, ..."""
+    return (step - 1) % update_gap == 0
+
+
+def refresh_projector_(grad2d: Tensor, state: dict, projector: Projector, rank: int,
+                       on_refresh: str, seed: int) -> None:
+    """Rebuild the projector's state from ``grad2d``; reset or re-project the momentum."""
+    momentum = state["momentum"]
+    step = int(state["step"].item())
+    generator = torch.Generator(device="cpu").manual_seed(mix_seed(seed, step))
+    carry = on_refresh == "project" and step > 1
+    if carry:
+        full = projector.back_add_(torch.zeros_like(grad2d), momentum, state)
+    state.update(projector.build(grad2d, rank, generator))
+    if carry:
+        momentum.copy_(projector.project(full, state))
+    else:
+        momentum.zero_()
+
+
+def subspace_numerator(grad: Tensor, state: dict, projector: Projector, *, rank: int,
+                       beta1: float, bias_correction: bool, update_gap: int,
+                       on_refresh: str, seed: int) -> Tensor:
+    """N = g + P^T(m_hat - P(g)) for a tensor of 2+ dims; updates the momentum in place."""
+    step = int(state["step"].item())
+    grad2d = as_matrix(grad)
+    if is_refresh(step, update_gap):
+        refresh_projector_(grad2d, state, projector, rank, on_refresh, seed)
+    low = projector.project(grad2d, state)
+    momentum = state["momentum"]
+    momentum.lerp_(low, 1 - beta1)
+    if bias_correction:
+        tau = momentum_steps(step, update_gap, on_refresh)
+        m_hat = momentum / (1 - beta1**tau)
+    else:
+        m_hat = momentum
+    numerator = grad2d.clone(memory_format=torch.contiguous_format)
+    projector.back_add_(numerator, m_hat - low, state)
+    return numerator.view(grad.shape)
