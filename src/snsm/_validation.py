@@ -24,7 +24,7 @@ def check_betas(betas: Any) -> tuple[float, float]:
         raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
     for i, beta in enumerate(betas):
         if not _is_real(beta) or not 0.0 <= beta < 1.0:
-            raise ValueError(f"betas[{i}] must be in [0, 1), got {beta!r}")
+            raise ValueError(f"betas[{i}] must be in [0, 1), got {beta!r} in betas={betas!r}")
     return tuple(betas)
 
 

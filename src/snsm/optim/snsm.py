@@ -127,6 +127,22 @@ class SNSM(torch.optim.Optimizer):
                 raise ValueError(f"{type(self).__name__} does not support complex parameters "
                                  f"(got one of dtype {param.dtype})")
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As ``torch.optim.Optimizer.load_state_dict``, but integer state (projector
+        indices) keeps its dtype: torch would cast it to the parameter's dtype."""
+        integer = {pid: {k: v for k, v in state.items()
+                         if isinstance(v, Tensor) and not v.is_floating_point() and k != "step"}
+                   for pid, state in state_dict["state"].items()}
+        stripped = {**state_dict, "state": {
+            pid: {k: v for k, v in state.items() if k not in integer[pid]}
+            for pid, state in state_dict["state"].items()}}
+        super().load_state_dict(stripped)
+        saved_ids = (pid for group in state_dict["param_groups"] for pid in group["params"])
+        params = (p for group in self.param_groups for p in group["params"])
+        for pid, param in zip(saved_ids, params):
+            for key, value in integer.get(pid, {}).items():
+                self.state[param][key] = value.to(param.device)
+
     def _init_state(self, param: Tensor, hp: GroupHParams) -> dict:
         state = {}
         for key, (shape, dtype) in state_layout(tuple(param.shape), param.dtype, hp).items():

@@ -1,0 +1,60 @@
+"""One entry per optimizer configuration, run through the shared contract tests.
+
+Like torch's ``OptimizerInfo``: each entry says how to build the optimizer for
+the tests and which contract tests do not apply to it (with the reason, on the
+entry itself, so skips cannot drift away from the table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import snsm
+from snsm.projectors import PROJECTORS
+
+
+@dataclass(frozen=True)
+class OptimInfo:
+    name: str
+    cls: type
+    kwargs: dict = field(default_factory=dict)
+    lr: float = 1e-2  # a learning rate that descends on the test problems
+    skips: dict = field(default_factory=dict)  # test name -> reason
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+    def make(self, params, **overrides):
+        return self.cls(params, **{"lr": self.lr, **self.kwargs, **overrides})
+
+    @property
+    def has_projector(self) -> bool:
+        return "projector" in self.kwargs
+
+
+SM = dict(rank=2, update_gap=3)
+
+OPTIM_DB = [
+    OptimInfo("adamw", snsm.AdamW, lr=5e-2),
+    OptimInfo("adamw_sn", snsm.AdamSN, lr=1e-1),
+    *[OptimInfo(f"adamw_snsm[{p}]", snsm.AdamSNSM, dict(SM, projector=p), lr=1e-1)
+      for p in PROJECTORS],
+    OptimInfo("adamw_snsm[project]", snsm.AdamSNSM, dict(SM, projector="svd", on_refresh="project"),
+              lr=1e-1),
+    OptimInfo("adagrad", snsm.AdaGrad, lr=2e-1),
+    OptimInfo("adagrad_norm", snsm.AdaGradNorm, lr=5e-1),
+    OptimInfo("adagrad_sn", snsm.AdaGradSN, lr=2e-1),
+    OptimInfo("adagrad_snsm", snsm.AdaGradSNSM, dict(SM, projector="svd"), lr=3e-1),
+    OptimInfo("rmsprop_sn", snsm.RMSpropSN, lr=2e-2),
+    OptimInfo("sgd_sm", snsm.SGDSM, dict(SM, projector="svd"), lr=1e-3),
+    OptimInfo("sgd_sm[uniform]", snsm.SGDSM, dict(SM, projector="uniform"), lr=1e-3),
+    OptimInfo("snsm[sqrt,rsvd]", snsm.SNSM, dict(SM, projector="rsvd", subset_size="sqrt"),
+              lr=1e-1),
+    OptimInfo("snsm[k=4,topk,sum]", snsm.SNSM,
+              dict(SM, projector="topk", subset_size=4, accumulator="sum", bias_correction=False),
+              lr=3e-1),
+]
+
+# Every registry name has at least one entry.
+assert {info.cls for info in OPTIM_DB} >= {snsm.get_optimizer_class(n) for n in snsm.list_optimizers()}

@@ -1,0 +1,169 @@
+"""Contract tests: every optimizer of the table in optim_db runs through the same checks."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import io
+
+import pytest
+import torch
+
+from optim_db import OPTIM_DB, OptimInfo
+from problems import (clone_params, descend, grad_stream, make_params, quadratic, rosenbrock,
+                      run)
+
+pytestmark = pytest.mark.parametrize("info", OPTIM_DB, ids=lambda info: info.id)
+
+
+def _skip_if_listed(info: OptimInfo, test: str) -> None:
+    if test in info.skips:
+        pytest.skip(info.skips[test])
+
+
+def _accepts(info: OptimInfo, key: str) -> bool:
+    return key in inspect.signature(info.cls).parameters
+
+
+BAD_VALUES = [
+    ("lr", -1e-3), ("lr", float("nan")), ("eps", -1.0), ("weight_decay", -0.1),
+    ("betas", (1.0, 0.999)), ("betas", (0.9, -0.1)), ("betas", (0.9,)),
+    ("rank", 0), ("rank", 2.5), ("update_gap", 0), ("projector", "qr"),
+    ("on_refresh", "keep"), ("subset_size", 0), ("subset_size", "rows"), ("seed", -1),
+    ("foreach", "yes"), ("maximize", 1),
+]
+
+
+@pytest.mark.parametrize("key,value", BAD_VALUES, ids=[f"{k}={v}" for k, v in BAD_VALUES])
+def test_invalid_hyperparameter_raises_value_error_naming_it(info, key, value):
+    if not _accepts(info, key):
+        pytest.skip(f"{info.cls.__name__} takes no {key}")
+    with pytest.raises(ValueError, match=key) as error:
+        info.make(make_params(), **{key: value})
+    assert repr(value) in str(error.value) or str(value) in str(error.value)
+
+
+def test_invalid_group_value_and_unknown_group_key_raise(info):
+    params = make_params()
+    with pytest.raises(ValueError, match="lr"):
+        info.make([{"params": params[:2], "lr": -1.0}, {"params": params[2:]}])
+    with pytest.raises(ValueError, match="subset_sise"):
+        info.make([{"params": params, "subset_sise": 4}])
+
+
+def test_descends_on_quadratic(info, device):
+    params, loss_fn = quadratic(device)
+    first, last = descend(info.make(params), params, loss_fn, steps=200)
+    assert last < 0.5 * first
+
+
+def test_descends_on_rosenbrock(info, device):
+    params, loss_fn = rosenbrock(device)
+    first, last = descend(info.make(params), params, loss_fn, steps=300)
+    assert last < 0.1 * first
+
+
+@pytest.mark.parametrize("extra", [{}, {"weight_decay": 0.1, "maximize": True}],
+                         ids=["plain", "wd+maximize"])
+def test_foreach_matches_single_tensor(info, device, extra):
+    params = make_params(device)
+    grads = grad_stream(params, steps=8)
+    results = []
+    for foreach in (False, True):
+        copies = clone_params(params)
+        run(info.make(copies, foreach=foreach, **extra), copies, grads)
+        results.append(copies)
+    for single, multi in zip(*results):
+        assert torch.equal(multi, single)
+
+
+def test_state_dict_loads_with_weights_only_and_resume_is_bit_exact(info, tmp_path):
+    params = make_params()
+    grads = grad_stream(params, steps=10)  # update_gap=3: refreshes at 1, 4, 7, 10
+    reference = clone_params(params)
+    run(info.make(reference), reference, grads)
+
+    first = clone_params(params)
+    optimizer = info.make(first)
+    run(optimizer, first, grads[:5])
+    path = tmp_path / "optimizer.pt"
+    torch.save(optimizer.state_dict(), path)
+    for state in optimizer.state_dict()["state"].values():
+        assert all(isinstance(v, (torch.Tensor, int, float)) for v in state.values())
+
+    resumed = clone_params(first)
+    optimizer = info.make(resumed)
+    optimizer.load_state_dict(torch.load(path, weights_only=True))
+    run(optimizer, resumed, grads[5:])
+    for got, want in zip(resumed, reference):
+        assert torch.equal(got, want)
+
+
+def test_deepcopy_continues_identically(info):
+    params = make_params()
+    grads = grad_stream(params, steps=6)
+    optimizer = info.make(params)
+    run(optimizer, params, grads[:2])
+    params_copy, optimizer_copy = copy.deepcopy((params, optimizer))
+    run(optimizer, params, grads[2:])
+    run(optimizer_copy, params_copy, grads[2:])
+    for a, b in zip(params, params_copy):
+        assert torch.equal(a, b)
+
+
+def test_params_without_grad_are_skipped(info):
+    params = make_params()
+    before = clone_params(params)
+    optimizer = info.make(params)
+    params[0].grad = torch.ones_like(params[0])
+    optimizer.step()
+    assert not torch.equal(params[0], before[0])
+    for param, old in zip(params[1:], before[1:]):
+        assert torch.equal(param, old)
+        assert param not in optimizer.state
+
+
+def test_global_rng_untouched_and_nothing_printed(info, capsys):
+    params = make_params()
+    grads = grad_stream(params, steps=7)
+    rng = torch.get_rng_state()
+    run(info.make(params), params, grads)
+    assert torch.equal(torch.get_rng_state(), rng)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_lr_scheduler_drives_the_learning_rate(info):
+    params = make_params()
+    optimizer = info.make(params)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.0)
+    before = clone_params(params)
+    run(optimizer, params, grad_stream(params, steps=3))
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == 0.0
+    for param, old in zip(params, before):
+        assert torch.equal(param, old)
+
+
+def test_sparse_gradient_raises(info):
+    param = torch.zeros(4, 3, requires_grad=True)
+    optimizer = info.make([param])
+    param.grad = torch.zeros(4, 3).to_sparse()
+    with pytest.raises(RuntimeError, match="sparse"):
+        optimizer.step()
+
+
+def test_complex_parameter_raises(info):
+    with pytest.raises(ValueError, match="complex"):
+        info.make([torch.zeros(4, 3, dtype=torch.complex64, requires_grad=True)])
+
+
+def test_bf16_parameters_step_with_bf16_state(info, device):
+    params = make_params(device, dtype=torch.bfloat16)
+    optimizer = info.make(params)
+    run(optimizer, params, grad_stream(params, steps=4))
+    for param in params:
+        assert torch.isfinite(param.float()).all()
+        for key, value in optimizer.state[param].items():
+            if value.is_floating_point() and key != "step":
+                assert value.dtype == torch.bfloat16, key
