@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+import snsm
+from snsm.cli import main, memory_rows
+from snsm.shapes import llama_skeleton
+from test_routing import TinyLM
+
+
+@pytest.mark.parametrize("name", snsm.list_optimizers())
+@pytest.mark.parametrize("include_bases", [True, False])
+@pytest.mark.parametrize("projector", ["svd", "uniform"])
+def test_estimate_equals_measured_state_after_one_step(name, include_bases, projector):
+    model = TinyLM()
+    hparams = {"rank": 3, "projector": projector} if "sm" in name else {}
+    optimizer = snsm.create_optimizer(model, name, **hparams)
+    for p in model.parameters():
+        if p.requires_grad:
+            p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(0))
+    optimizer.step()
+    measured = snsm.state_bytes(optimizer, include_bases=include_bases)
+    estimated = snsm.estimate_state_bytes(model, name, include_bases=include_bases, **hparams)
+    assert measured == estimated > 0
+
+
+def test_estimate_works_on_meta_device_and_honours_dtype():
+    model = llama_skeleton("llama-60m")
+    fp32 = snsm.estimate_state_bytes(model, "adamw")
+    bf16 = snsm.estimate_state_bytes(model, "adamw", dtype=torch.bfloat16)
+    params = sum(p.numel() for p in model.parameters())
+    steps = 4 * len(list(model.parameters()))
+    assert fp32 == 8 * params + steps and bf16 == 4 * params + steps
+
+
+def test_state_bytes_measures_torch_optimizers_too():
+    param = torch.zeros(10, 10, requires_grad=True)
+    optimizer = torch.optim.AdamW([param])
+    param.grad = torch.ones_like(param)
+    optimizer.step()
+    assert snsm.state_bytes(optimizer) == 2 * 400 + 4
+
+
+def test_paper_llama_1b_states_are_reproduced():
+    rows = {r["optimizer"]: r["gib"] for r in memory_rows("llama-1b", torch.bfloat16, 512, False)}
+    assert (rows["adamw"], rows["adamw_sn"], rows["adamw_snsm"]) == (4.99, 2.62, 0.84)
+
+
+def test_memory_cli_prints_json(capsys):
+    import json
+    assert main(["memory", "--model", "llama-60m", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["optimizer"] for r in rows} == set(snsm.list_optimizers())
+    assert next(r for r in rows if r["optimizer"] == "adamw")["pct_of_adamw"] == 100.0
