@@ -24,7 +24,7 @@ def _print_rows(rows: list[dict], columns: list[tuple[str, str]], as_json: bool)
     body = [[str(row[key]) for key, _ in columns] for row in rows]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     for line in [header, ["-" * w for w in widths], *body]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)))
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
 
 
 def memory_rows(model: str, dtype: torch.dtype, rank: int, include_bases: bool) -> list[dict]:
