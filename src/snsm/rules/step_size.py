@@ -37,5 +37,5 @@ def denominator(acc: Tensor, bias_correction2_sqrt: float | None, eps: float) ->
     """D = sqrt(v) / sqrt(1 - b2^t) + eps (the division only with bias correction)."""
     denom = acc.sqrt()
     if bias_correction2_sqrt is not None:
-        denom = denom / bias_correction2_sqrt
+        denom.div_(bias_correction2_sqrt)
     return denom.add_(eps)
