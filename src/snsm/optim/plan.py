@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from snsm.projectors import Projector, get_projector
-from snsm.rules.momentum import matrix_shape
+from snsm.rules.momentum import matrix_view_shape
 from snsm.rules.partition import Partition, resolve_partition
 
 Layout = dict[str, tuple[tuple[int, ...], torch.dtype]]
@@ -96,7 +96,7 @@ def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams) -
     if plan.momentum == "ema":
         layout["momentum"] = (tuple(shape), dtype)
     elif plan.momentum == "subspace":
-        matrix = matrix_shape(shape)
+        matrix = matrix_view_shape(shape)
         layout["momentum"] = (hp.projector.low_shape(matrix, hp.rank), dtype)
         layout.update(hp.projector.state_layout(matrix, hp.rank, dtype))
     if plan.partition is not None:

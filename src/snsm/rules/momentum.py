@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -43,9 +45,9 @@ def as_matrix(tensor: Tensor) -> Tensor:
     return tensor.reshape(tensor.shape[0], -1)
 
 
-def matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
-    rows = shape[0]
-    return rows, (int(torch.Size(shape).numel()) // rows if rows else 0)
+def matrix_view_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+    """The shape of :func:`as_matrix`'s view: (shape[0], product of the rest)."""
+    return shape[0], math.prod(shape[1:])
 
 
 def momentum_steps(step: int, update_gap: int, on_refresh: str) -> int:
