@@ -19,6 +19,9 @@ from snsm.rules.partition import Partition, largest_divisor_at_most, resolve_par
     ((6, 4), "tensor", (24,), (1,)),
     ((10,), "tensor", (10,), (1,)),
     ((6, 4), 1, (6, 4), (6, 4)),
+    ((0, 5), "heuristic", (0, 5), (0, 5)),
+    ((0,), "tensor", (0,), (0,)),
+    ((1, 1), "sqrt", (1, 1), (1, 1)),
 ])
 def test_partition_rules(shape, rule, view, state):
     partition = resolve_partition(shape, rule)

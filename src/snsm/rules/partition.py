@@ -67,15 +67,17 @@ def largest_divisor_at_most(numel: int, k: int) -> int:
 def resolve_partition(shape: tuple[int, ...], subset_size: int | str) -> Partition:
     """The partition that ``subset_size`` gives a tensor of ``shape``."""
     numel = math.prod(shape)
+    if numel <= 1:
+        return Partition(tuple(shape), ())
     if subset_size == "heuristic":
         if len(shape) < 2:
             return Partition(tuple(shape), ())
         m, n = shape[0], numel // shape[0]
         return Partition((m, n), (1,) if m >= n else (0,))
     if subset_size == "tensor":
-        return Partition((numel,), (0,)) if numel > 1 else Partition(tuple(shape), ())
+        return Partition((numel,), (0,))
     k = math.isqrt(numel) if subset_size == "sqrt" else int(subset_size)
-    size = largest_divisor_at_most(numel, k) if numel else 1
+    size = largest_divisor_at_most(numel, k)
     if size < k and size * 2 <= k:
         logger.warning(
             "subset_size=%r gives subsets of %d for a tensor of %d elements "
