@@ -103,21 +103,18 @@ def _foreach_numerators(grads, states, plans, hp, steps, indices):
 
 
 def _foreach_accumulate(accs, grads, plans, hp):
+    """v <- b2 v + (1 - b2) s (ema) or v <- v + s (sum), batched over the bucket."""
+    if hp.accumulator == "ema":
+        torch._foreach_mul_(accs, hp.beta2)
+    weight = 1.0 if hp.accumulator == "sum" else 1 - hp.beta2
     coord = [i for i, plan in enumerate(plans) if plan.partition.per_coordinate]
     subset = [i for i, plan in enumerate(plans) if not plan.partition.per_coordinate]
-    for members, squares_of in ((coord, None), (subset, sum_squares)):
-        if not members:
-            continue
-        acc = [accs[i] for i in members]
-        if hp.accumulator == "ema":
-            torch._foreach_mul_(acc, hp.beta2)
-        weight = 1.0 if hp.accumulator == "sum" else 1 - hp.beta2
-        if squares_of is None:
-            grad = [grads[i] for i in members]
-            torch._foreach_addcmul_(acc, grad, grad, value=weight)
-        else:
-            squares = [squares_of(grads[i], plans[i].partition) for i in members]
-            torch._foreach_add_(acc, squares, alpha=weight)
+    if coord:
+        coord_grads = [grads[i] for i in coord]
+        torch._foreach_addcmul_([accs[i] for i in coord], coord_grads, coord_grads, value=weight)
+    if subset:
+        squares = [sum_squares(grads[i], plans[i].partition) for i in subset]
+        torch._foreach_add_([accs[i] for i in subset], squares, alpha=weight)
 
 
 def _foreach_bucket(params, grads, states, plans, hp: GroupHParams, indices):
