@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed = sub.add_parser("speed", help="optimizer step time against torch AdamW")
     speed.add_argument("--model", choices=list(LLAMA_SHAPES), default="llama-60m")
     speed.add_argument("--optimizers", help="comma-separated registry names (default: all)")
-    speed.add_argument("--repeats", type=int, default=5)
+    speed.add_argument("--repeats", type=int, default=7)
     speed.add_argument("--update-gap", type=int, default=200)
     speed.add_argument("--json", action="store_true")
     speed.set_defaults(run=_cmd_speed)
