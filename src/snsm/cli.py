@@ -1,4 +1,4 @@
-"""Command line: ``snsm list | memory | speed``."""
+"""Command line: ``snsm list | memory | speed | train | demo``."""
 
 from __future__ import annotations
 
@@ -83,6 +83,29 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from snsm.train.config import config_from_args
+    from snsm.train.loop import train
+
+    run_dir = train(config_from_args(args))
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from snsm.train.config import TrainConfig
+    from snsm.train.demo import format_table, run_demo
+
+    base = TrainConfig(preset="tiny", steps=args.steps, eval_every=args.eval_every,
+                       save_every=100, seed=args.seed, quiet=args.quiet,
+                       **({"cache_dir": args.cache_dir} if args.cache_dir else {}))
+    rows = run_demo(args.out, base)
+    print(f"tiny LLaMA on Shakespeare, {args.steps} steps, batch {base.batch_size}, "
+          f"seed {args.seed} (curves: {args.out}/demo.png)")
+    print(format_table(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snsm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +126,21 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--update-gap", type=int, default=200)
     speed.add_argument("--json", action="store_true")
     speed.set_defaults(run=_cmd_speed)
+
+    from snsm.train.config import add_train_arguments
+
+    train = sub.add_parser("train", help="pre-train a LLaMA with an optimizer of the registry")
+    add_train_arguments(train)
+    train.set_defaults(run=_cmd_train)
+
+    demo = sub.add_parser("demo", help="adamw vs adamw_sn vs adamw_snsm on the tiny LLaMA")
+    demo.add_argument("--steps", type=int, default=300)
+    demo.add_argument("--eval-every", type=int, default=25)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--cache-dir", default=None)
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(run=_cmd_demo)
     return parser
 
 

@@ -1,0 +1,335 @@
+"""Training configuration: ``TrainConfig`` defaults <- TOML/JSON file <- command-line flags.
+
+``config_from_args`` applies the layers in that order (a flag overrides the file,
+the file overrides the defaults; ``--opt KEY=VALUE`` pairs are merged into the
+file's ``optimizer_args``) and validates the result. Every check raises
+ValueError naming the field, the value and what is expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import inspect
+import json
+import math
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import snsm
+from snsm._validation import check_choice, check_int, check_nonnegative
+from snsm.train.models import PRESETS
+
+PARALLEL_CHOICES = ("none", "ddp", "fsdp")
+MIN_VOCAB_SIZE = 256  # a byte-level BPE vocabulary holds the 256 bytes
+# Paper-style peak learning rates for the tiny model (Subset-Norm about 10x AdamW's).
+DEFAULT_LRS: dict[str, float] = {
+    "adamw": 3e-3, "adamw_sn": 3e-2, "adamw_snsm": 3e-2, "rmsprop_sn": 6e-3, "adagrad": 3e-2,
+    "adagrad_norm": 3e-1, "adagrad_sn": 3e-1, "adagrad_snsm": 1.0, "sgd_sm": 3e-1,
+}
+# Constructor arguments the harness sets itself: never part of optimizer_args.
+_HARNESS_ARGS = ("params", "lr", "weight_decay")
+
+
+def _default_cache_dir() -> str:
+    return os.environ.get("SNSM_CACHE") or "~/.cache/snsm"
+
+
+@dataclass
+class TrainConfig:
+    """One training run. ``None`` means: derived (lr from the optimizer, seq_len from the preset,
+    plain_lr equal to lr) or absent (data source, output folder, resume folder)."""
+
+    preset: str = "tiny"
+    optimizer: str = "adamw_snsm"
+    lr: float | None = None
+    optimizer_args: dict[str, Any] = field(default_factory=dict)
+    plain_lr: float | None = None
+    steps: int = 200
+    batch_size: int = 16
+    grad_accum: int = 1
+    seq_len: int | None = None
+    warmup_ratio: float = 0.1
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    weight_decay: float = 0.0
+    bf16: bool = False
+    eval_every: int = 50
+    eval_batches: int = 8
+    save_every: int = 100
+    seed: int = 0
+    data: str | None = None
+    hf_dataset: str | None = None
+    hf_config: str | None = None
+    vocab_size: int = 8192
+    cache_dir: str = field(default_factory=_default_cache_dir)
+    out: str | None = None
+    resume: str | None = None
+    quiet: bool = False
+    max_bad_steps: int = 5
+    parallel: str = "none"
+
+    @property
+    def resolved_lr(self) -> float:
+        """The peak learning rate: ``lr``, or the optimizer's default (:func:`default_lr`)."""
+        return self.lr if self.lr is not None else default_lr(self.optimizer)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-serializable dict (``config_from_dict`` reads it back)."""
+        return dataclasses.asdict(self)
+
+
+_HELP = {
+    "preset": "model preset", "optimizer": "optimizer of the registry",
+    "lr": "peak learning rate (default: the optimizer's, DEFAULT_LRS)",
+    "plain_lr": "lr of the plain group: embeddings, norms (default: lr)",
+    "steps": "optimizer steps", "batch_size": "sequences per micro-batch",
+    "grad_accum": "micro-batches per step", "seq_len": "sequence length (default: the preset's)",
+    "warmup_ratio": "linear warmup, as a fraction of the steps",
+    "min_lr_ratio": "final lr of the cosine decay, as a fraction of the peak",
+    "grad_clip": "max gradient norm (0: no clipping)", "weight_decay": "weight decay",
+    "bf16": "bfloat16 autocast", "eval_every": "steps between evaluations",
+    "eval_batches": "validation batches", "save_every": "steps between checkpoints",
+    "seed": "seed of the model init and batches", "data": "local text file or folder",
+    "hf_dataset": "Hugging Face dataset (streamed)", "hf_config": "config of --hf-dataset",
+    "vocab_size": "BPE vocabulary size", "cache_dir": "token cache folder ($SNSM_CACHE)",
+    "out": "run folder", "resume": "run folder to resume", "quiet": "no progress bar",
+    "max_bad_steps": "stop after this many non-finite losses in a row",
+    "parallel": "data parallelism (for later)",
+}
+
+
+def default_lr(name: str) -> float:
+    """The peak lr of optimizer ``name``: ``DEFAULT_LRS``, else the class's own default."""
+    cls = snsm.get_optimizer_class(name)
+    if name in DEFAULT_LRS:
+        return DEFAULT_LRS[name]
+    lr = inspect.signature(cls).parameters.get("lr")
+    if lr is None or lr.default is inspect.Parameter.empty:
+        raise ValueError(f"optimizer {name!r} has no default lr; set lr explicitly")
+    return float(lr.default)
+
+
+@functools.cache
+def _field_types() -> dict[str, tuple[type, bool]]:
+    """Field name -> (base type, whether None is allowed)."""
+    result = {}
+    for name, hint in typing.get_type_hints(TrainConfig).items():
+        optional = False
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            args = typing.get_args(hint)
+            optional = type(None) in args
+            hint = next(a for a in args if a is not type(None))
+        result[name] = (typing.get_origin(hint) or hint, optional)
+    return result
+
+
+def _coerce(name: str, value: Any, where: str = "") -> Any:
+    """``value`` checked against field ``name``'s type; ints become floats for float fields."""
+    base, optional = _field_types()[name]
+    if value is None and optional:
+        return None
+    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if base is dict and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return dict(value)
+    if base is not dict and isinstance(value, base) and not (
+            base is int and isinstance(value, bool)):
+        return value
+    expected = {float: "a number", int: "an integer", bool: "true or false", str: "a string",
+                dict: "a table of str keys"}[base] + (" or None" if optional else "")
+    raise ValueError(f"{where}{name} must be {expected}, got {value!r} "
+                     f"({type(value).__name__})")
+
+
+def _typed(values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """Keys checked against the fields and values against their types."""
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{where}a config must be a mapping of settings, got {values!r}")
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    unknown = [key for key in values if key not in names]
+    if unknown:
+        raise ValueError(f"{where}unknown config key(s) {', '.join(map(repr, unknown))}; "
+                         f"valid keys: {', '.join(names)}")
+    return {key: _coerce(key, value, where) for key, value in values.items()}
+
+
+def _is_json_value(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_is_json_value(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _check_optimizer_args(optimizer: str, args: dict[str, Any]) -> None:
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    parameters = inspect.signature(snsm.get_optimizer_class(optimizer)).parameters
+    accepted = [n for n, p in parameters.items() if n not in _HARNESS_ARGS and p.kind in named]
+    for key, value in args.items():
+        if key in ("lr", "weight_decay"):
+            raise ValueError(f"optimizer_args[{key!r}] is not allowed: set the {key} field "
+                             f"(--{key.replace('_', '-')}) instead")
+        if key not in accepted:
+            raise ValueError(f"optimizer_args[{key!r}]: optimizer {optimizer!r} takes no such "
+                             f"argument; valid keys: {', '.join(accepted)}")
+        if not _is_json_value(value):
+            raise ValueError(f"optimizer_args[{key!r}] must be a number, string, bool or list, "
+                             f"got {value!r}")
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Check every field of ``config``; returns it, or raises ValueError naming the field."""
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"expected a TrainConfig, got {type(config).__name__}")
+    for f in dataclasses.fields(config):
+        _coerce(f.name, getattr(config, f.name))
+    c = config
+    check_choice("preset", c.preset, PRESETS)
+    check_choice("optimizer", c.optimizer, snsm.list_optimizers())
+    check_choice("parallel", c.parallel, PARALLEL_CHOICES)
+    for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches",
+                 "save_every", "max_bad_steps"):
+        check_int(name, getattr(c, name))
+    if c.seq_len is not None:
+        check_int("seq_len", c.seq_len)
+    check_int("vocab_size", c.vocab_size, minimum=MIN_VOCAB_SIZE)
+    if not 0 <= c.seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {c.seed!r}")
+    if c.lr is not None and not (0.0 < c.lr < math.inf):
+        raise ValueError(f"lr must be a finite number > 0 or None, got {c.lr!r}")
+    if c.plain_lr is not None:
+        check_nonnegative("plain_lr", c.plain_lr)
+    for name in ("warmup_ratio", "min_lr_ratio"):
+        if not 0.0 <= getattr(c, name) <= 1.0:  # False for NaN too
+            raise ValueError(f"{name} must be a number in [0, 1], got {getattr(c, name)!r}")
+    check_nonnegative("grad_clip", c.grad_clip)
+    check_nonnegative("weight_decay", c.weight_decay)
+    for name in ("data", "hf_dataset", "hf_config", "cache_dir", "out", "resume"):
+        value = getattr(c, name)
+        if value is not None and not value.strip():
+            raise ValueError(f"{name} must be a non-empty string or None, got {value!r}")
+    if c.data is not None and c.hf_dataset is not None:
+        raise ValueError(f"data and hf_dataset are exclusive: data={c.data!r}, "
+                         f"hf_dataset={c.hf_dataset!r}; set one of them")
+    if c.hf_config is not None and c.hf_dataset is None:
+        raise ValueError(f"hf_config={c.hf_config!r} needs hf_dataset")
+    _check_optimizer_args(c.optimizer, c.optimizer_args)
+    return config
+
+
+def config_from_dict(d: Mapping[str, Any], base: TrainConfig | None = None) -> TrainConfig:
+    """``base`` (default: the defaults) with the settings of ``d``, validated.
+
+    ValueError for an unknown key (listing the valid ones), a value of the wrong
+    type (ints are accepted for float fields, bools are not ints) or a bad value.
+    """
+    values = _typed(d)
+    base = base or TrainConfig()
+    values.setdefault("optimizer_args", dict(base.optimizer_args))
+    return validate(dataclasses.replace(base, **values))
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The settings of a ``.toml`` or ``.json`` config file (not yet checked)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise ValueError(f"config file {path}: unsupported extension {suffix!r}; "
+                         f"expected .toml or .json")
+    try:
+        raw = path.read_bytes()
+        if suffix == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # Python < 3.11
+                import tomli as tomllib
+            data = tomllib.loads(raw.decode("utf-8"))
+        else:
+            data = json.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # TOMLDecodeError, JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"malformed config file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a table of settings, "
+                         f"got {type(data).__name__}")
+    return data
+
+
+def parse_opt_value(text: str) -> Any:
+    """``--opt`` value: int, float, bool (true/false), a comma list of numbers, else the string."""
+    if text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    if "," in text:
+        items = [parse_opt_value(item) for item in text.split(",")]
+        if all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in items):
+            return items
+    return text
+
+
+def parse_opt(text: str) -> tuple[str, Any]:
+    """``"KEY=VALUE"`` -> ``(KEY, parsed VALUE)``; ValueError without a key and ``=``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--opt expects KEY=VALUE, got {text!r}")
+    return key.strip(), parse_opt_value(value.strip())
+
+
+def _opt_type(text: str) -> tuple[str, Any]:
+    try:
+        return parse_opt(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``--config FILE``, ``--opt KEY=VALUE`` and one flag per field (default None)."""
+    defaults = TrainConfig()
+    all_choices = {"preset": list(PRESETS), "optimizer": snsm.list_optimizers(),
+                   "parallel": list(PARALLEL_CHOICES)}
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="TOML or JSON file of settings (flags override it)")
+    parser.add_argument("--opt", metavar="KEY=VALUE", action="append", type=_opt_type,
+                        default=None, help="optimizer argument (repeatable), e.g. rank=32")
+    for name, (base, _) in _field_types().items():
+        if base is dict:
+            continue
+        flag = "--" + name.replace("_", "-")
+        shown = getattr(defaults, name)
+        helptext = _HELP[name] + ("" if shown is None else f" (default: {shown})")
+        if base is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=helptext)
+            continue
+        choices = all_choices.get(name)
+        metavar = None if choices else {int: "N", float: "X"}.get(base, name.upper())
+        parser.add_argument(flag, type=base, default=None, choices=choices, metavar=metavar,
+                            help=helptext)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults < ``--config`` file < flags given (``--opt`` merged into optimizer_args)."""
+    given = vars(args)
+    values: dict[str, Any] = {}
+    if given.get("config") is not None:
+        values.update(_typed(load_config_file(given["config"]), f"{given['config']}: "))
+    for f in dataclasses.fields(TrainConfig):
+        if f.name != "optimizer_args" and given.get(f.name) is not None:
+            values[f.name] = given[f.name]
+    if given.get("opt"):
+        optimizer_args = dict(values.get("optimizer_args", {}))
+        for item in given["opt"]:
+            key, value = parse_opt(item) if isinstance(item, str) else item
+            optimizer_args[key] = value
+        values["optimizer_args"] = optimizer_args
+    return config_from_dict(values)

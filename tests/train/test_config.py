@@ -1,0 +1,241 @@
+import argparse
+import dataclasses
+import json
+import math
+import re
+
+import pytest
+
+import snsm
+from snsm.train.config import (DEFAULT_LRS, TrainConfig, add_train_arguments, config_from_args,
+                               config_from_dict, default_lr, load_config_file, parse_opt,
+                               parse_opt_value, validate)
+
+
+def parse(argv):
+    return add_train_arguments(argparse.ArgumentParser(prog="snsm train")).parse_args(argv)
+
+
+def test_defaults_are_valid_and_round_trip_through_json():
+    config = validate(TrainConfig())
+    assert (config.preset, config.optimizer, config.steps, config.parallel) == (
+        "tiny", "adamw_snsm", 200, "none")
+    assert config.resolved_lr == DEFAULT_LRS["adamw_snsm"] == 3e-2
+    data = json.loads(json.dumps(config.to_dict()))
+    assert config_from_dict(data) == config
+    assert TrainConfig().optimizer_args is not TrainConfig().optimizer_args
+
+
+def test_cache_dir_default_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("SNSM_CACHE", "/data/snsm-cache")
+    assert TrainConfig().cache_dir == "/data/snsm-cache"
+    monkeypatch.delenv("SNSM_CACHE")
+    assert TrainConfig().cache_dir == "~/.cache/snsm"
+
+
+def test_default_lrs_cover_the_registry_and_fall_back_to_the_class_default(monkeypatch):
+    assert set(DEFAULT_LRS) <= set(snsm.list_optimizers())
+    assert default_lr("adamw") == 3e-3 and default_lr("adagrad_snsm") == 1.0
+    assert TrainConfig(optimizer="adamw", lr=1e-4).resolved_lr == 1e-4
+    monkeypatch.delitem(DEFAULT_LRS, "rmsprop_sn")
+    assert default_lr("rmsprop_sn") == 0.002  # RMSpropSN's own default
+    with pytest.raises(ValueError, match="unknown optimizer 'lion'"):
+        default_lr("lion")
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_file_then_flags_precedence(tmp_path, suffix):
+    path = tmp_path / f"run{suffix}"
+    if suffix == ".toml":
+        path.write_text('optimizer = "adamw_sn"\nlr = 0.01\nsteps = 30\nbatch_size = 8\n'
+                        'quiet = true\n[optimizer_args]\nsubset_size = 64\n')
+    else:
+        path.write_text(json.dumps({"optimizer": "adamw_sn", "lr": 0.01, "steps": 30,
+                                    "batch_size": 8, "quiet": True,
+                                    "optimizer_args": {"subset_size": 64}}))
+    config = config_from_args(parse(["--config", str(path), "--steps", "40",
+                                     "--opt", "eps=1e-8"]))
+    assert config.steps == 40  # flag over file
+    assert (config.optimizer, config.lr, config.batch_size) == ("adamw_sn", 0.01, 8)  # file
+    assert config.quiet is True  # a flag not given does not override the file
+    assert config.optimizer_args == {"subset_size": 64, "eps": 1e-8}  # --opt merged
+    assert (config.seq_len, config.warmup_ratio) == (None, 0.1)  # defaults
+    assert config_from_args(parse(["--config", str(path), "--no-quiet"])).quiet is False
+    assert config_from_args(parse(["--config", str(path), "--opt", "subset_size=8"])
+                            ).optimizer_args == {"subset_size": 8}
+
+
+def test_every_field_has_a_flag_whose_default_is_none():
+    args = vars(parse([]))
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "optimizer_args"]
+    assert set(fields) | {"config", "opt"} == set(args)
+    assert all(value is None for value in args.values())
+    assert config_from_args(parse([])) == TrainConfig()
+
+
+def test_flags_of_every_type():
+    config = config_from_args(parse([
+        "--preset", "small", "--optimizer", "adamw", "--lr", "1e-3", "--plain-lr", "0",
+        "--steps", "7", "--batch-size", "2", "--grad-accum", "3", "--seq-len", "64",
+        "--warmup-ratio", "0", "--min-lr-ratio", "1", "--grad-clip", "0", "--weight-decay",
+        "0.1", "--bf16", "--eval-every", "2", "--eval-batches", "1", "--save-every", "5",
+        "--seed", "9", "--hf-dataset", "wikitext", "--hf-config", "wikitext-2-raw-v1",
+        "--vocab-size", "512", "--cache-dir", "c", "--out", "o", "--resume", "r", "--quiet",
+        "--max-bad-steps", "1", "--parallel", "ddp"]))
+    assert config == TrainConfig(
+        preset="small", optimizer="adamw", lr=1e-3, plain_lr=0.0, steps=7, batch_size=2,
+        grad_accum=3, seq_len=64, warmup_ratio=0.0, min_lr_ratio=1.0, grad_clip=0.0,
+        weight_decay=0.1, bf16=True, eval_every=2, eval_batches=1, save_every=5, seed=9,
+        hf_dataset="wikitext", hf_config="wikitext-2-raw-v1", vocab_size=512, cache_dir="c",
+        out="o", resume="r", quiet=True, max_bad_steps=1, parallel="ddp")
+
+
+@pytest.mark.parametrize("argv", [["--optimizer", "lion"], ["--steps", "ten"],
+                                  ["--opt", "rank"], ["--parallel", "tp"]])
+def test_argparse_rejects_bad_flags(argv, capsys):
+    with pytest.raises(SystemExit):
+        parse(argv)
+    assert argv[0] in capsys.readouterr().err
+
+
+def test_unknown_key_lists_the_valid_keys(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) 'learning_rate'; "
+                                         r"valid keys: preset, optimizer, lr, .*parallel"):
+        config_from_dict({"learning_rate": 0.1})
+    path = tmp_path / "bad.json"
+    path.write_text('{"stpes": 10}')
+    with pytest.raises(ValueError, match=r"bad.json: unknown config key\(s\) 'stpes'"):
+        config_from_args(parse(["--config", str(path)]))
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("steps", 1.5, "an integer"), ("steps", True, "an integer"), ("steps", "10", "an integer"),
+    ("seq_len", "128", "an integer or None"), ("lr", "fast", "a number or None"),
+    ("lr", False, "a number or None"), ("warmup_ratio", None, "a number"),
+    ("bf16", 1, "true or false"), ("preset", 3, "a string"),
+    ("optimizer_args", [1], "a table of str keys"), ("optimizer_args", {1: 2}, "a table"),
+])
+def test_wrong_types_name_key_value_and_type(key, value, expected):
+    shown = re.escape(repr(value))
+    with pytest.raises(ValueError, match=rf"^{key} must be {expected}.*, got {shown}"):
+        config_from_dict({key: value})
+    with pytest.raises(ValueError, match=rf"^{key} must be {expected}"):
+        validate(dataclasses.replace(TrainConfig(), **{key: value}))
+
+
+def test_ints_are_accepted_for_float_fields():
+    config = config_from_dict({"lr": 1, "grad_clip": 0, "warmup_ratio": 0})
+    assert config.lr == 1.0 and isinstance(config.lr, float)
+    assert isinstance(config.grad_clip, float) and isinstance(config.warmup_ratio, float)
+
+
+def test_config_from_dict_starts_from_a_base():
+    base = TrainConfig(steps=7, optimizer_args={"rank": 4})
+    config = config_from_dict({"lr": 0.5}, base=base)
+    assert (config.steps, config.lr, config.optimizer_args) == (7, 0.5, {"rank": 4})
+    config.optimizer_args["rank"] = 8
+    assert base.optimizer_args == {"rank": 4}
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"preset": "huge"}, r"preset must be one of 'tiny'.*got 'huge'"),
+    ({"optimizer": "lion"}, r"optimizer must be one of 'adamw'.*got 'lion'"),
+    ({"parallel": "tp"}, r"parallel must be one of 'none', 'ddp', 'fsdp'; got 'tp'"),
+    ({"lr": 0.0}, r"lr must be a finite number > 0 or None, got 0.0"),
+    ({"lr": math.inf}, r"lr must be .*got inf"),
+    ({"plain_lr": -1.0}, r"plain_lr must be a finite number >= 0, got -1.0"),
+    ({"steps": 0}, r"steps must be an integer >= 1, got 0"),
+    ({"batch_size": -2}, r"batch_size must be an integer >= 1, got -2"),
+    ({"grad_accum": 0}, r"grad_accum must be an integer >= 1, got 0"),
+    ({"seq_len": 0}, r"seq_len must be an integer >= 1, got 0"),
+    ({"warmup_ratio": 1.5}, r"warmup_ratio must be a number in \[0, 1\], got 1.5"),
+    ({"min_lr_ratio": -0.1}, r"min_lr_ratio must be a number in \[0, 1\], got -0.1"),
+    ({"min_lr_ratio": math.nan}, r"min_lr_ratio must be a number in \[0, 1\], got nan"),
+    ({"grad_clip": -1.0}, r"grad_clip must be a finite number >= 0, got -1.0"),
+    ({"weight_decay": math.nan}, r"weight_decay must be a finite number >= 0, got nan"),
+    ({"eval_every": 0}, r"eval_every must be an integer >= 1, got 0"),
+    ({"eval_batches": 0}, r"eval_batches must be an integer >= 1, got 0"),
+    ({"save_every": 0}, r"save_every must be an integer >= 1, got 0"),
+    ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32\), got -1"),
+    ({"seed": 2**32}, r"seed must be an integer in \[0, 2\*\*32\), got 4294967296"),
+    ({"vocab_size": 100}, r"vocab_size must be an integer >= 256, got 100"),
+    ({"max_bad_steps": 0}, r"max_bad_steps must be an integer >= 1, got 0"),
+    ({"data": " "}, r"data must be a non-empty string or None, got ' '"),
+    ({"cache_dir": ""}, r"cache_dir must be a non-empty string or None, got ''"),
+    ({"out": ""}, r"out must be a non-empty string"),
+    ({"resume": ""}, r"resume must be a non-empty string"),
+    ({"hf_dataset": ""}, r"hf_dataset must be a non-empty string"),
+    ({"data": "corpus", "hf_dataset": "wikitext"},
+     r"data and hf_dataset are exclusive: data='corpus', hf_dataset='wikitext'"),
+    ({"hf_config": "en"}, r"hf_config='en' needs hf_dataset"),
+    ({"optimizer_args": {"rnak": 8}},
+     r"optimizer_args\['rnak'\]: optimizer 'adamw_snsm' takes no such argument; "
+     r"valid keys: betas, .*rank"),
+    ({"optimizer": "adamw", "optimizer_args": {"rank": 8}},
+     r"optimizer_args\['rank'\]: optimizer 'adamw' takes no such argument"),
+    ({"optimizer_args": {"lr": 0.1}}, r"optimizer_args\['lr'\] is not allowed: .*--lr"),
+    ({"optimizer_args": {"weight_decay": 0.1}}, r"--weight-decay"),
+    ({"optimizer_args": {"rank": object}}, r"optimizer_args\['rank'\] must be a number"),
+])
+def test_every_validation_error_names_field_and_value(changes, match):
+    with pytest.raises(ValueError, match=match):
+        validate(TrainConfig(**changes))
+    with pytest.raises(ValueError, match=match):
+        config_from_dict(changes)
+
+
+def test_validate_wants_a_train_config():
+    with pytest.raises(ValueError, match="expected a TrainConfig, got dict"):
+        validate({})
+
+
+def test_load_config_file_errors_name_the_path(tmp_path):
+    cases = {"a.yaml": ("steps: 3", r"a.yaml: unsupported extension '.yaml'; expected"),
+             "b.toml": ("steps = ", r"malformed config file .*b.toml"),
+             "c.json": ("{steps: 3}", r"malformed config file .*c.json"),
+             "d.json": ("[1, 2]", r"config file .*d.json must hold a table of settings, got list"),
+             "e.json": (b"\xff\xfe", r"malformed config file .*e.json")}
+    for name, (content, match) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        with pytest.raises(ValueError, match=match):
+            load_config_file(path)
+    with pytest.raises(ValueError, match=r"cannot read config file .*missing.toml"):
+        load_config_file(tmp_path / "missing.toml")
+    (tmp_path / "f.toml").mkdir()
+    with pytest.raises(ValueError, match=r"cannot read config file .*f.toml"):
+        load_config_file(tmp_path / "f.toml")
+
+
+def test_wrong_type_in_a_file_names_the_file(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('steps = "many"\n')
+    with pytest.raises(ValueError, match=r"run.toml: steps must be an integer, got 'many'"):
+        config_from_args(parse(["--config", str(path)]))
+
+
+@pytest.mark.parametrize("text, value", [
+    ("8", 8), ("-3", -3), ("1e-3", 1e-3), ("0.5", 0.5), ("true", True), ("False", False),
+    ("svd", "svd"), ("0.9,0.95", [0.9, 0.95]), ("a,b", "a,b"), ("heuristic", "heuristic"),
+])
+def test_opt_values(text, value):
+    assert parse_opt_value(text) == value
+    assert type(parse_opt_value(text)) is type(value)
+
+
+def test_opt_pairs():
+    assert parse_opt("rank=8") == ("rank", 8)
+    assert parse_opt(" projector = rsvd ") == ("projector", "rsvd")
+    assert parse_opt("betas=0.9,0.95") == ("betas", [0.9, 0.95])
+    for bad in ("rank", "=8", ""):
+        with pytest.raises(ValueError, match=rf"--opt expects KEY=VALUE, got {bad!r}"):
+            parse_opt(bad)
+    args = parse(["--opt", "rank=8", "--opt", "projector=rsvd", "--opt", "update_gap=50",
+                  "--opt", "betas=0.9,0.95"])
+    assert config_from_args(args).optimizer_args == {
+        "rank": 8, "projector": "rsvd", "update_gap": 50, "betas": [0.9, 0.95]}
+    # a namespace built by hand may carry the raw strings
+    args = argparse.Namespace(opt=["rank=16"], steps=3)
+    assert config_from_args(args).optimizer_args == {"rank": 16}
+    with pytest.raises(ValueError, match=r"optimizer_args\['lr'\] is not allowed"):
+        config_from_args(parse(["--opt", "lr=0.1"]))
