@@ -1,0 +1,143 @@
+"""The result record of an experiment, its verdict, and its table / CSV / PNG outputs.
+
+The verdict is mechanical: ``"holds"`` when every figure named in ``expected``
+is finite and inside its closed range (``None`` = unbounded), ``"fails"`` otherwise.
+Ranges are fixed in each experiment's module from the theory, not from the runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+Range = tuple[float | None, float | None]
+
+
+def in_range(value: float, bounds: Range) -> bool:
+    lo, hi = bounds
+    if value is None or not math.isfinite(value):
+        return False
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+@dataclass
+class Result:
+    """One experiment's outcome: claim, measured figure(s), expected ranges, table."""
+
+    experiment: str
+    claim: str
+    figure: dict[str, float]
+    expected: dict[str, Range]
+    rows: list[dict[str, Any]]
+    notes: str = ""
+    files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        missing = set(self.expected) - set(self.figure)
+        if missing:
+            raise ValueError(f"{self.experiment}: expected ranges for unmeasured figures "
+                             f"{sorted(missing)}")
+
+    @property
+    def checks(self) -> dict[str, bool]:
+        return {name: in_range(self.figure[name], bounds) for name, bounds in self.expected.items()}
+
+    @property
+    def verdict(self) -> str:
+        return "holds" if all(self.checks.values()) else "fails"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"experiment": self.experiment, "claim": self.claim,
+                "figure": {k: _round(v) for k, v in self.figure.items()},
+                "expected": {k: list(v) for k, v in self.expected.items()},
+                "verdict": self.verdict, "checks": self.checks, "notes": self.notes,
+                "files": self.files, "seconds": round(self.seconds, 2)}
+
+    def summary(self) -> str:
+        """Claim, table, figure against its ranges, verdict: the text the CLI prints."""
+        lines = [f"== {self.experiment} ==", f"claim: {self.claim}", format_table(self.rows), ""]
+        for name, value in self.figure.items():
+            bounds = self.expected.get(name)
+            where = "" if bounds is None else (
+                f"  expected [{_bound(bounds[0], '-inf')}, {_bound(bounds[1], 'inf')}] "
+                f"{'ok' if self.checks[name] else 'OUT'}")
+            lines.append(f"  {name} = {_round(value)}{where}")
+        if self.notes:
+            lines.append(f"note: {self.notes}")
+        lines.append(f"verdict: {self.verdict}  ({self.seconds:.1f} s; files: "
+                     f"{', '.join(self.files)})")
+        return "\n".join(lines)
+
+
+def _bound(value: float | None, unbounded: str) -> str:
+    return unbounded if value is None else f"{value:.4g}"
+
+
+def _round(value: Any) -> Any:
+    """Floats to 4 significant digits (integral ones as ints); inf / NaN as strings."""
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value) if value.is_integer() and abs(value) < 1e15 else float(f"{value:.4g}")
+    if isinstance(value, float):
+        return str(value)
+    return value
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as aligned text columns (keys of the first row)."""
+    if not rows:
+        return "(no rows)"
+    keys = list(rows[0])
+    body = [[str(_round(row.get(key, ""))) for key in keys] for row in rows]
+    widths = [max(len(line[i]) for line in [keys, *body]) for i in range(len(keys))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+                     for line in [keys, ["-" * w for w in widths], *body])
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as a GitHub markdown table."""
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(_round(row.get(k, ""))) for k in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def new_figure(ncols: int = 1, width: float = 5.0, height: float = 4.0):
+    """A matplotlib Figure on the Agg canvas (no pyplot, no global backend switch)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width * ncols, height))
+    FigureCanvasAgg(figure)
+    axes = [figure.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    return figure, axes
+
+
+def save_figure(figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def write_outputs(result: Result, out: Path, figure) -> Result:
+    """CSV of the rows and PNG of ``figure`` as ``out/<experiment>.{csv,png}``."""
+    csv_path = write_csv(out / f"{result.experiment}.csv", result.rows)
+    png_path = save_figure(figure, out / f"{result.experiment}.png")
+    result.files = [str(csv_path), str(png_path)]
+    return result
