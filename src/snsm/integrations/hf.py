@@ -1,0 +1,72 @@
+"""Hugging Face ``transformers.Trainer`` with an snsm optimizer.
+
+The recipe::
+
+    from transformers import Trainer, TrainingArguments
+    from snsm.integrations.hf import optimizer_cls_and_kwargs
+
+    trainer = Trainer(
+        model=model, args=TrainingArguments(output_dir="out", save_steps=500),
+        train_dataset=dataset,
+        optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(
+            model, "adamw_snsm", lr=5e-2, rank=128, update_gap=200,
+            plain={"lr": 5e-3}),
+    )
+    trainer.train()                                  # ... later:
+    trainer.train(resume_from_checkpoint=True)       # optimizer state restored exactly
+
+How it works: ``Trainer.create_optimizer`` builds its own two param groups
+(weight decay on / off) and calls ``optimizer_cls(groups, **kwargs)``, except
+that a ``"params"`` entry in the kwargs replaces its groups (the hook GaLore
+uses). The helper puts :func:`snsm.param_groups`' routing there: every
+``nn.Linear`` weight in the Subset-Norm / Subspace-Momentum group, embeddings,
+norms and biases in a plain group (``use_snsm=False``). Consequently:
+
+* the learning rate and weight decay come from the helper's ``hparams``
+  (``TrainingArguments.learning_rate`` and ``weight_decay`` are not read);
+  the Trainer's scheduler then scales every group's own lr;
+* the Trainer pops ``"params"`` from the kwargs when it builds the optimizer,
+  so a tuple serves one optimizer: build a fresh one per Trainer (a Trainer
+  with ``model_init`` builds a new model, and optimizer, per run: override
+  ``Trainer.create_optimizer`` with ``snsm.create_optimizer(self.model, ...)``);
+* the Trainer must train the model it was given (no FSDP1 / DeepSpeed wrapping
+  that replaces the parameters before the optimizer is built).
+
+Checkpoints need nothing special: the optimizer state holds tensors only, so
+the Trainer's ``optimizer.pt`` loads with ``weights_only=True`` and a resumed
+run continues bit for bit (tested in ``tests/integrations/test_hf.py``).
+
+The alternative without the Trainer's hook: ``Trainer(optimizers=(opt, None))``
+with ``opt = snsm.create_optimizer(model, name, ...)`` built after the model
+is on its device; the Trainer still creates the scheduler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from snsm.registry import get_optimizer_class
+from snsm.routing import param_groups
+
+__all__ = ["optimizer_cls_and_kwargs"]
+
+
+def optimizer_cls_and_kwargs(model: nn.Module, name: str, *, plain: dict | None = None,
+                             **hparams: Any) -> tuple[type, dict[str, Any]]:
+    """``(optimizer class, kwargs)`` for ``transformers.Trainer(optimizer_cls_and_kwargs=...)``.
+
+    Args:
+        model: the model the Trainer will train (routed with :func:`snsm.param_groups`).
+        name: a registry name (``snsm.list_optimizers()``), for example ``"adamw_snsm"``.
+        plain: hyperparameters of the plain group only (for example ``{"lr": 5e-3}``).
+        **hparams: the optimizer's hyperparameters (both groups), ``lr`` included.
+
+    The kwargs hold ``"params"`` (the routed groups) and ``hparams``. Unknown
+    names or invalid hyperparameters raise here, not inside ``trainer.train()``.
+    """
+    cls = get_optimizer_class(name)
+    groups = param_groups(model, plain=plain)
+    cls([dict(group) for group in groups], **hparams)  # validates; holds no state yet
+    return cls, {"params": groups, **hparams}
