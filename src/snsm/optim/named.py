@@ -30,10 +30,10 @@ class AdamSN(SNSM):
 
     def __init__(self, params, lr: float = 1e-2, betas: Betas = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0, subset_size: int | str = "heuristic", *,
-                 foreach: bool | None = None, maximize: bool = False):
+                 foreach: bool | None = None, maximize: bool = False, compile: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, momentum="ema", accumulator="ema",
                          bias_correction=True, subset_size=subset_size, foreach=foreach,
-                         maximize=maximize)
+                         maximize=maximize, compile=compile)
 
 
 class AdamSNSM(SNSM):
@@ -42,11 +42,13 @@ class AdamSNSM(SNSM):
     def __init__(self, params, lr: float = 1e-2, betas: Betas = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0, subset_size: int | str = "heuristic", rank: int = 128,
                  projector: str = "svd", update_gap: int = 200, on_refresh: str = "reset",
-                 seed: int = 0, *, foreach: bool | None = None, maximize: bool = False):
+                 seed: int = 0, *, foreach: bool | None = None, maximize: bool = False,
+                 compile: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, momentum="subspace",
                          accumulator="ema", bias_correction=True, subset_size=subset_size,
                          rank=rank, projector=projector, update_gap=update_gap,
-                         on_refresh=on_refresh, seed=seed, foreach=foreach, maximize=maximize)
+                         on_refresh=on_refresh, seed=seed, foreach=foreach, maximize=maximize,
+                         compile=compile)
 
 
 class AdaGradSN(SNSM):
@@ -54,10 +56,10 @@ class AdaGradSN(SNSM):
 
     def __init__(self, params, lr: float = 1e-1, betas: Betas = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0, subset_size: int | str = "heuristic", *,
-                 foreach: bool | None = None, maximize: bool = False):
+                 foreach: bool | None = None, maximize: bool = False, compile: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, momentum="ema", accumulator="sum",
                          bias_correction=False, subset_size=subset_size, foreach=foreach,
-                         maximize=maximize)
+                         maximize=maximize, compile=compile)
 
 
 class AdaGradSNSM(SNSM):
@@ -66,11 +68,13 @@ class AdaGradSNSM(SNSM):
     def __init__(self, params, lr: float = 1.0, betas: Betas = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0, subset_size: int | str = "heuristic", rank: int = 128,
                  projector: str = "svd", update_gap: int = 200, on_refresh: str = "reset",
-                 seed: int = 0, *, foreach: bool | None = None, maximize: bool = False):
+                 seed: int = 0, *, foreach: bool | None = None, maximize: bool = False,
+                 compile: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, momentum="subspace",
                          accumulator="sum", bias_correction=False, subset_size=subset_size,
                          rank=rank, projector=projector, update_gap=update_gap,
-                         on_refresh=on_refresh, seed=seed, foreach=foreach, maximize=maximize)
+                         on_refresh=on_refresh, seed=seed, foreach=foreach, maximize=maximize,
+                         compile=compile)
 
 
 class RMSpropSN(SNSM):
@@ -78,10 +82,10 @@ class RMSpropSN(SNSM):
 
     def __init__(self, params, lr: float = 2e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0, subset_size: int | str = "heuristic", *,
-                 foreach: bool | None = None, maximize: bool = False):
+                 foreach: bool | None = None, maximize: bool = False, compile: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, momentum="none",
                          accumulator="ema", bias_correction=False, subset_size=subset_size,
-                         foreach=foreach, maximize=maximize)
+                         foreach=foreach, maximize=maximize, compile=compile)
 
 
 class SGDSM(SNSM):
@@ -90,31 +94,31 @@ class SGDSM(SNSM):
     def __init__(self, params, lr: float = 1e-2, betas: Betas = (0.9, 0.999),
                  weight_decay: float = 0.0, rank: int = 128, projector: str = "svd",
                  update_gap: int = 200, on_refresh: str = "reset", seed: int = 0, *,
-                 foreach: bool | None = None, maximize: bool = False):
+                 foreach: bool | None = None, maximize: bool = False, compile: bool = False):
         super().__init__(params, lr, betas, 0.0, weight_decay, momentum="subspace",
                          accumulator="none", bias_correction=False, rank=rank,
                          projector=projector, update_gap=update_gap, on_refresh=on_refresh,
-                         seed=seed, foreach=foreach, maximize=maximize)
+                         seed=seed, foreach=foreach, maximize=maximize, compile=compile)
 
 
 class AdaGradNorm(SNSM):
     """AdaGrad-Norm: one accumulated squared norm per tensor, no momentum."""
 
     def __init__(self, params, lr: float = 1e-1, eps: float = 1e-6, weight_decay: float = 0.0, *,
-                 foreach: bool | None = None, maximize: bool = False):
+                 foreach: bool | None = None, maximize: bool = False, compile: bool = False):
         super().__init__(params, lr, (0.9, 0.999), eps, weight_decay, momentum="none",
                          accumulator="sum", bias_correction=False, subset_size="tensor",
-                         foreach=foreach, maximize=maximize)
+                         foreach=foreach, maximize=maximize, compile=compile)
 
 
 class AdaGrad(SNSM):
     """Per-coordinate AdaGrad (equals ``torch.optim.Adagrad`` without weight decay)."""
 
     def __init__(self, params, lr: float = 1e-2, eps: float = 1e-10, weight_decay: float = 0.0,
-                 *, foreach: bool | None = None, maximize: bool = False):
+                 *, foreach: bool | None = None, maximize: bool = False, compile: bool = False):
         super().__init__(params, lr, (0.9, 0.999), eps, weight_decay, momentum="none",
                          accumulator="sum", bias_correction=False, subset_size=1,
-                         foreach=foreach, maximize=maximize)
+                         foreach=foreach, maximize=maximize, compile=compile)
 
 
 class AdamW(SNSM):
@@ -122,7 +126,7 @@ class AdamW(SNSM):
 
     def __init__(self, params, lr: float = 1e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, *, foreach: bool | None = None,
-                 maximize: bool = False):
+                 maximize: bool = False, compile: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, momentum="ema", accumulator="ema",
                          bias_correction=True, subset_size=1, foreach=foreach,
-                         maximize=maximize)
+                         maximize=maximize, compile=compile)

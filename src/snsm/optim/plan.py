@@ -68,10 +68,12 @@ class GroupHParams:
 
 @dataclass(frozen=True)
 class ParamPlan:
-    """The rules one parameter gets: its momentum rule and its partition (None: D = 1)."""
+    """The rules one parameter gets: its momentum rule, its partition (None: D = 1) and,
+    for a shard of a parameter, the projector that works on it (None: the group's)."""
 
     momentum: str
     partition: Partition | None
+    projector: Projector | None = None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -85,20 +87,23 @@ def plan_for(shape: tuple[int, ...], momentum: str, accumulator: str, subset_siz
     return ParamPlan(momentum, resolve_partition(shape, subset_size if use_snsm else 1))
 
 
-def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams) -> Layout:
+def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams,
+                 plan: ParamPlan | None = None) -> Layout:
     """Shapes and dtypes of a parameter's optimizer state, before any step.
 
     Shared by state initialization and ``snsm.estimate_state_bytes``, so the
-    estimate and the measured state agree exactly.
+    estimate and the measured state agree exactly. For a shard of a parameter,
+    ``shape`` is the local shape and ``plan`` the shard's (local) plan.
     """
-    plan = hp.plan(shape)
+    plan = plan or hp.plan(shape)
+    projector = plan.projector or hp.projector
     layout: Layout = {"step": ((), torch.float32)}
     if plan.momentum == "ema":
         layout["momentum"] = (tuple(shape), dtype)
     elif plan.momentum == "subspace":
         matrix = matrix_view_shape(shape)
-        layout["momentum"] = (hp.projector.low_shape(matrix, hp.rank), dtype)
-        layout.update(hp.projector.state_layout(matrix, hp.rank, dtype))
+        layout["momentum"] = (projector.low_shape(matrix, hp.rank), dtype)
+        layout.update(projector.state_layout(matrix, hp.rank, dtype))
     if plan.partition is not None:
         layout["accumulator"] = (plan.partition.state_shape, dtype)
     return layout

@@ -9,8 +9,11 @@ import torch
 from torch import Tensor
 
 from snsm import _validation as check
+from snsm.optim.compiled import compiled_step
 from snsm.optim.kernels import foreach_step, single_tensor_step
 from snsm.optim.plan import GroupHParams, state_layout
+from snsm.optim.sharding import (ShardSpec, needs_collectives, unwrap_state_dict,
+                                 warn_compile_is_eager, wrap_state_dict)
 from snsm.projectors import PROJECTORS
 from snsm.rules import ACCUMULATORS, MOMENTUM_RULES, REFRESH_RULES, SUBSET_RULES
 
@@ -50,6 +53,7 @@ def check_hyperparameters(hparams: dict) -> None:
         "use_snsm": lambda v: check.check_bool("use_snsm", v),
         "foreach": lambda v: check.check_bool("foreach", v, allow_none=True),
         "maximize": lambda v: check.check_bool("maximize", v),
+        "compile": lambda v: check.check_bool("compile", v),
     }
     for key, value in hparams.items():
         if key in checks:
@@ -96,6 +100,9 @@ class SNSM(torch.optim.Optimizer):
         use_snsm: whether Subset-Norm and Subspace-Momentum are on in a group.
         foreach: use the multi-tensor path (default: on CUDA tensors only).
         maximize: maximize the objective instead of minimizing it.
+        compile: run the update math through ``torch.compile`` (projector refreshes
+            and step bookkeeping stay eager; ``foreach`` is then ignored). See
+            :mod:`snsm.optim.compiled`.
     """
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float = 1e-2,
@@ -104,13 +111,14 @@ class SNSM(torch.optim.Optimizer):
                  accumulator: str = "ema", bias_correction: bool = True,
                  subset_size: int | str = "heuristic", rank: int = 128, projector: str = "svd",
                  update_gap: int = 200, on_refresh: str = "reset", seed: int = 0,
-                 use_snsm: bool = True, foreach: bool | None = None, maximize: bool = False):
+                 use_snsm: bool = True, foreach: bool | None = None, maximize: bool = False,
+                 compile: bool = False):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
                         eps=eps, weight_decay=weight_decay, momentum=momentum,
                         accumulator=accumulator, bias_correction=bias_correction,
                         subset_size=subset_size, rank=rank, projector=projector,
                         update_gap=update_gap, on_refresh=on_refresh, seed=seed,
-                        use_snsm=use_snsm, foreach=foreach, maximize=maximize)
+                        use_snsm=use_snsm, foreach=foreach, maximize=maximize, compile=compile)
         check_hyperparameters(defaults)
         super().__init__(params, defaults)
 
@@ -127,9 +135,16 @@ class SNSM(torch.optim.Optimizer):
                 raise ValueError(f"{type(self).__name__} does not support complex parameters "
                                  f"(got one of dtype {param.dtype})")
 
+    def state_dict(self) -> dict:
+        """As ``torch.optim.Optimizer.state_dict``; the state of a parameter sharded on dim 0
+        (FSDP2) holds DTensors for its keys sharded like it (see :mod:`snsm.optim.sharding`)."""
+        return wrap_state_dict(self, super().state_dict())
+
     def load_state_dict(self, state_dict: dict) -> None:
         """As ``torch.optim.Optimizer.load_state_dict``, but integer state (projector
-        indices) keeps its dtype: torch would cast it to the parameter's dtype."""
+        indices) keeps its dtype: torch would cast it to the parameter's dtype.
+        DTensors are loaded as their local shards."""
+        state_dict = unwrap_state_dict(state_dict)
         integer = {pid: {k: v for k, v in state.items()
                          if isinstance(v, Tensor) and not v.is_floating_point() and k != "step"}
                    for pid, state in state_dict["state"].items()}
@@ -143,12 +158,28 @@ class SNSM(torch.optim.Optimizer):
             for key, value in integer.get(pid, {}).items():
                 self.state[param][key] = value.to(param.device)
 
-    def _init_state(self, param: Tensor, hp: GroupHParams) -> dict:
+    def _init_state(self, param: Tensor, hp: GroupHParams, shard: ShardSpec | None) -> dict:
         state = {}
-        for key, (shape, dtype) in state_layout(tuple(param.shape), param.dtype, hp).items():
+        layout = (state_layout(tuple(param.shape), param.dtype, hp) if shard is None
+                  else shard.state_layout(param.dtype, hp))
+        for key, (shape, dtype) in layout.items():
             device = "cpu" if key == "step" else param.device
             state[key] = torch.zeros(shape, dtype=dtype, device=device)
         return state
+
+    @torch.no_grad()
+    def init_state(self) -> None:
+        """Allocate the zero state of every parameter that has none, without stepping.
+
+        For loading a checkpoint into a fresh optimizer: ``torch.distributed.checkpoint``
+        needs state to load into and otherwise steps on zero gradients to create it,
+        which would rebuild every projector (an SVD per matrix) for nothing.
+        """
+        for group in self.param_groups:
+            hp = GroupHParams.from_group(group)
+            for param in group["params"]:
+                if not self.state.get(param):
+                    self.state[param] = self._init_state(param, hp, ShardSpec.of(param))
 
     def _gather(self, group: dict, hp: GroupHParams, first_index: int):
         params, grads, states, plans, indices = [], [], [], [], []
@@ -160,12 +191,13 @@ class SNSM(torch.optim.Optimizer):
                 raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
             if grad.is_complex():
                 raise RuntimeError(f"{type(self).__name__} does not support complex gradients")
+            shard = ShardSpec.of(param)  # None unless an FSDP2 shard: then step on local rows
             if param not in self.state or not self.state[param]:
-                self.state[param] = self._init_state(param, hp)
-            params.append(param)
-            grads.append(grad)
+                self.state[param] = self._init_state(param, hp, shard)
+            params.append(param if shard is None else shard.local(param))
+            grads.append(grad if shard is None else shard.local(grad))
             states.append(self.state[param])
-            plans.append(hp.plan(tuple(param.shape)))
+            plans.append(hp.plan(tuple(param.shape)) if shard is None else shard.plan(hp))
             indices.append(first_index + offset)
         return params, grads, states, plans, indices
 
@@ -182,6 +214,14 @@ class SNSM(torch.optim.Optimizer):
             params, grads, states, plans, indices = self._gather(group, hp, first_index)
             first_index += len(group["params"])
             if not params:
+                continue
+            compile_ = group.get("compile", False)  # absent from state dicts saved before it
+            if compile_ and any(map(needs_collectives, plans)):
+                warn_compile_is_eager()
+            elif compile_:
+                graphs = self.__dict__.setdefault("_compiled_graphs", {})  # not in state_dict
+                compiled_step(params, grads, states, plans, hp, indices,
+                              graphs.setdefault(id(group), {}))
                 continue
             foreach = group["foreach"]
             if foreach is None:

@@ -32,6 +32,9 @@ class Projector(Protocol):
     """What Subspace-Momentum needs from a projector."""
 
     name: str
+    # False when the state depends only on the shape and the generator (seeded projectors):
+    # every rank of a sharded run then builds it alone, with no communication.
+    data_dependent: bool
 
     def state_layout(self, shape: tuple[int, int], rank: int, dtype: torch.dtype) -> Layout:
         """Shapes and dtypes of the state tensors for a (m, n) gradient of ``dtype``."""

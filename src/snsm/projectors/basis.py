@@ -61,6 +61,8 @@ class BasisProjector:
     """Shared ``project`` / ``back_add_`` / layout for a basis ``Q`` on the smaller side."""
 
     name = "basis"
+    # Whether the basis depends on the gradient (False: only on the shape and the generator).
+    data_dependent = True
 
     def basis(self, a: Tensor, r: int, generator: torch.Generator) -> Tensor:
         """Float32 ``Q`` (s x r), orthonormal columns, on ``a.device``, for ``A`` (s x l)."""
@@ -149,6 +151,7 @@ class GaussianProjector(BasisProjector):
     """Data-independent basis: ``Q = orth(Z)`` with Z (s x r) i.i.d. standard normal."""
 
     name = "gaussian"
+    data_dependent = False
 
     def basis(self, a: Tensor, r: int, generator: torch.Generator) -> Tensor:
         return orthonormalize(randn((a.shape[0], r), generator, a.device))

@@ -30,6 +30,8 @@ class IndexProjector:
     """Shared ``project`` / ``back_add_`` / layout for r indices of the larger side."""
 
     name = "index"
+    # Whether the indices depend on the gradient (False: only on the shape and the generator).
+    data_dependent = True
 
     def select(self, grad: Tensor, r: int, generator: torch.Generator) -> Tensor:
         """r distinct indices into ``grad.shape[dim]`` (any order, any device)."""
@@ -62,6 +64,7 @@ class UniformProjector(IndexProjector):
     """r indices drawn uniformly without replacement (``randperm`` from the generator)."""
 
     name = "uniform"
+    data_dependent = False
 
     def select(self, grad: Tensor, r: int, generator: torch.Generator) -> Tensor:
         size = grad.shape[_dim(grad.shape)]

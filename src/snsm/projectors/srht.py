@@ -51,6 +51,7 @@ class SRHTProjector(BasisProjector):
     """
 
     name = "srht"
+    data_dependent = False
 
     def basis(self, a: Tensor, r: int, generator: torch.Generator) -> Tensor:
         s = a.shape[0]

@@ -41,8 +41,8 @@ def mix_seed(*values: int) -> int:
 
 
 def as_matrix(tensor: Tensor) -> Tensor:
-    """The (shape[0], rest) matrix view of a tensor of 2+ dims."""
-    return tensor.reshape(tensor.shape[0], -1)
+    """The (shape[0], rest) matrix view of a tensor of 2+ dims (also when shape[0] is 0)."""
+    return tensor.reshape(tensor.shape[0], math.prod(tensor.shape[1:]))
 
 
 def matrix_view_shape(shape: tuple[int, ...]) -> tuple[int, int]:

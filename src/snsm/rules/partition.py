@@ -51,6 +51,12 @@ class Partition:
         """Shape of the accumulator: the view with the reduced dims kept as 1."""
         return tuple(1 if i in self.dims else size for i, size in enumerate(self.view))
 
+    def reduce_(self, sums: Tensor) -> Tensor:
+        """Finish the float32 subset sums of this tensor's coordinates: nothing to add here.
+        A shard's partition whose subsets span other ranks all-reduces them
+        (:mod:`snsm.optim.sharding`)."""
+        return sums
+
 
 def largest_divisor_at_most(numel: int, k: int) -> int:
     """The largest divisor of ``numel`` that is <= ``k`` (at least 1)."""
@@ -91,4 +97,4 @@ def sum_squares(grad: Tensor, partition: Partition) -> Tensor:
     """s_i = sum over subset i of g_j**2, computed in float32, shaped ``state_shape``."""
     view = grad.reshape(partition.view)
     norms = torch.linalg.vector_norm(view, 2, dim=partition.dims, keepdim=True, dtype=torch.float32)
-    return norms.square_().to(grad.dtype)
+    return partition.reduce_(norms.square_()).to(grad.dtype)

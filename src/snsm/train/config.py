@@ -100,7 +100,7 @@ _HELP = {
     "vocab_size": "BPE vocabulary size", "cache_dir": "token cache folder ($SNSM_CACHE)",
     "out": "run folder", "resume": "run folder to resume", "quiet": "no progress bar",
     "max_bad_steps": "stop after this many non-finite losses in a row",
-    "parallel": "data parallelism (for later)",
+    "parallel": "data parallelism under torchrun: ddp or fsdp (FSDP2); batch_size is per rank",
 }
 
 

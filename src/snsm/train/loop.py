@@ -2,11 +2,13 @@
 
 Run folder: ``config.json`` (config, package versions, data stats),
 ``metrics.jsonl`` (one record per step, one per evaluation), ``checkpoint.pt``
-(every ``save_every`` steps and at the end) and ``curves.png``.
+(every ``save_every`` steps and at the end) and ``curves.png``. With
+``parallel="ddp"|"fsdp"`` (under torchrun, :mod:`snsm.train.parallel`) rank 0 writes
+them, and the model and optimizer go to ``dcp-stepN/`` (:mod:`snsm.train.dist_checkpoint`).
 
 Schedule: linear warmup over ``warmup_ratio * steps`` steps, then cosine decay
 to ``min_lr_ratio`` times the peak. Batches are a pure function of (seed, step,
-micro-step), so a resumed run sees exactly the data the uninterrupted run saw.
+micro-step, rank), so a resumed run sees exactly the data the uninterrupted run saw.
 """
 
 from __future__ import annotations
@@ -19,16 +21,19 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 import snsm
 from snsm.train import checkpoint as ckpt
+from snsm.train import dist_checkpoint
+from snsm.train import parallel as par
 from snsm.train.config import TrainConfig, config_from_dict, validate
 from snsm.train.corpora import load_corpus
 from snsm.train.models import build_model, count_parameters
-from snsm.train.tokens import eval_batches, get_batch, prepare_tokens
+from snsm.train.tokens import TokenData, eval_batches, get_batch, prepare_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +93,14 @@ def _resolve_config(config: TrainConfig) -> tuple[TrainConfig, Path]:
 
 
 class MetricsLog:
-    """Append-only ``metrics.jsonl``; on resume, records after the checkpoint are dropped."""
+    """Append-only ``metrics.jsonl``; on resume, records after the checkpoint are dropped.
+    With ``path`` None (the other ranks of a parallel run) records stay in memory."""
 
-    def __init__(self, path: Path, keep_through_step: int | None):
+    def __init__(self, path: Path | None, keep_through_step: int | None):
         self.path = path
         self.records: list[dict] = []
+        if path is None:
+            return
         if keep_through_step is not None and path.is_file():
             self.records = [r for r in _read_records(path) if r["step"] <= keep_through_step]
         self._rewrite()
@@ -104,6 +112,8 @@ class MetricsLog:
 
     def append(self, record: dict) -> None:
         self.records.append(record)
+        if self.path is None:
+            return
         with open(self.path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
 
@@ -131,23 +141,47 @@ def _evaluate(model, batches, device, autocast) -> float:
     return statistics.fmean(losses)
 
 
-class Trainer:
-    """One run: builds the pieces from a config, then steps until ``config.steps``."""
+OptimizerFactory = Callable[[torch.nn.Module, TrainConfig], torch.optim.Optimizer]
 
-    def __init__(self, config: TrainConfig):
+
+class Trainer:
+    """One run: builds the pieces from a config, then steps until ``config.steps``.
+
+    Hooks for callers that compare optimizers on one harness (``snsm bench``), all optional:
+    ``optimizer_factory(model, config)`` builds the optimizer instead of the registry (its
+    ``name`` attribute, if any, is recorded in ``config.json``); ``data`` replaces the
+    config's corpus with already prepared tokens; ``initial_state`` is a model state dict
+    loaded before training (fine-tuning from a checkpoint).
+    """
+
+    def __init__(self, config: TrainConfig, *, optimizer_factory: OptimizerFactory | None = None,
+                 data: TokenData | None = None, initial_state: dict | None = None):
         self.config, self.run_dir = _resolve_config(config)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         c = self.config
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        corpus = load_corpus(c.data, c.hf_dataset, c.hf_config)
-        self.data = prepare_tokens(corpus, Path(c.cache_dir).expanduser(), c.vocab_size)
+        self.parallel = par.start(c.parallel)  # rank, world size, device (see snsm.train.parallel)
+        self.run_dir = self.parallel.broadcast(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.optimizer_factory = optimizer_factory
+        self.device = self.parallel.device
+        if data is None:
+            corpus = load_corpus(c.data, c.hf_dataset, c.hf_config)
+            with self.parallel.main_first():  # rank 0 builds the token cache, the others read it
+                data = prepare_tokens(corpus, Path(c.cache_dir).expanduser(), c.vocab_size)
+        self.data = data
         self.model = build_model(c.preset, self.data.vocab_size, c.seq_len, seed=c.seed)
+        if initial_state is not None:
+            self.model.load_state_dict(initial_state)
         self.model.to(self.device)
         self.seq_len = self.model.config.max_position_embeddings
-        plain = {"lr": c.plain_lr} if c.plain_lr is not None else None
-        self.optimizer = snsm.create_optimizer(self.model, c.optimizer, plain=plain,
-                                               lr=c.resolved_lr, weight_decay=c.weight_decay,
-                                               **c.optimizer_args)
+        self.model = self.parallel.wrap(self.model)
+        module = par.unwrap(self.model)
+        if optimizer_factory is not None:
+            self.optimizer = optimizer_factory(module, c)
+        else:
+            plain = {"lr": c.plain_lr} if c.plain_lr is not None else None
+            self.optimizer = snsm.create_optimizer(module, c.optimizer, plain=plain,
+                                                   lr=c.resolved_lr, weight_decay=c.weight_decay,
+                                                   **c.optimizer_args)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, c.steps, c.warmup_ratio, c.min_lr_ratio))
         self.eval_set = eval_batches(self.data.val, c.eval_batches, c.batch_size, self.seq_len)
@@ -155,9 +189,9 @@ class Trainer:
         self.step = 0
         if c.resume:
             self._restore(ckpt.load_checkpoint(self.run_dir, c.to_dict()))
-        else:
+        elif self.parallel.is_main:
             self._write_config()
-        self.metrics = MetricsLog(self.run_dir / METRICS_NAME,
+        self.metrics = MetricsLog(self.run_dir / METRICS_NAME if self.parallel.is_main else None,
                                   self.step if c.resume else None)
 
     def autocast(self):
@@ -166,12 +200,18 @@ class Trainer:
     def _write_config(self) -> None:
         info = {"config": self.config.to_dict(), "versions": _package_versions(),
                 "model_parameters": count_parameters(self.model), "data": self.data.stats,
-                "device": str(self.device)}
+                "device": str(self.device), "world_size": self.parallel.world_size}
+        if self.optimizer_factory is not None:
+            info["optimizer_factory"] = getattr(self.optimizer_factory, "name",
+                                                repr(self.optimizer_factory))
         (self.run_dir / CONFIG_NAME).write_text(json.dumps(info, indent=2, default=str))
 
     def _restore(self, payload: dict) -> None:
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
+        if self.parallel.enabled:
+            dist_checkpoint.load(self.run_dir, payload, self.model, self.optimizer, self.parallel)
+        else:
+            self.model.load_state_dict(payload["model"])
+            self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         ckpt.set_rng_state(payload["rng"])
         self.counters = Counters(**payload["counters"])
@@ -179,25 +219,30 @@ class Trainer:
         logger.info("resumed %s at step %d", self.run_dir, self.step)
 
     def save(self) -> None:
-        ckpt.save_checkpoint(self.run_dir, {
-            "step": self.step, "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "rng": ckpt.rng_state(), "counters": vars(self.counters),
-            "config": self.config.to_dict()})
+        payload = {"step": self.step, "scheduler": self.scheduler.state_dict(),
+                   "rng": ckpt.rng_state(), "counters": vars(self.counters),
+                   "config": self.config.to_dict()}
+        if self.parallel.enabled:  # model and optimizer through torch.distributed.checkpoint
+            dist_checkpoint.save(self.run_dir, payload, self.model, self.optimizer,
+                                 self.parallel)
+            return
+        ckpt.save_checkpoint(self.run_dir, {**payload, "model": self.model.state_dict(),
+                                            "optimizer": self.optimizer.state_dict()})
 
     def _forward_backward(self) -> float:
         """Accumulate gradients over ``grad_accum`` micro-batches; returns the mean loss."""
         c, total = self.config, 0.0
         for micro in range(c.grad_accum):
             inputs, targets = get_batch(self.data.train, self.step * c.grad_accum + micro,
-                                        c.batch_size, self.seq_len, c.seed)
+                                        c.batch_size, self.seq_len, c.seed, self.parallel.rank,
+                                        self.parallel.world_size)
             with self.autocast():
                 logits = self.model(input_ids=inputs.to(self.device)).logits
             loss = F.cross_entropy(logits.flatten(0, 1).float(),
                                    targets.to(self.device).flatten()) / c.grad_accum
             loss.backward()
             total += loss.item()
-        return total
+        return self.parallel.mean(total)  # the loss of the global batch
 
     def train_step(self) -> dict:
         """One optimizer step (skipped, and counted, if the loss or gradient is not finite)."""
@@ -205,7 +250,7 @@ class Trainer:
         start = time.perf_counter()
         loss = self._forward_backward()
         max_norm = c.grad_clip if c.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm).item()
+        grad_norm = par.scalar(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
         lr = self.optimizer.param_groups[0]["lr"]
         finite = math.isfinite(loss) and math.isfinite(grad_norm)
         if finite:
@@ -219,7 +264,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.step += 1
-        tokens = c.batch_size * c.grad_accum * self.seq_len
+        tokens = c.batch_size * c.grad_accum * self.seq_len * self.parallel.world_size
         self.counters.tokens += tokens
         elapsed = time.perf_counter() - start
         if self.counters.bad_in_a_row >= c.max_bad_steps:
@@ -237,7 +282,9 @@ class Trainer:
         record = {"step": self.step, "tokens": self.counters.tokens, "val_loss": val_loss,
                   "val_ppl": math.exp(min(val_loss, 50.0))}
         self.metrics.append(record)
-        logger.info("step %d: val loss %.4f, ppl %.2f", self.step, val_loss, record["val_ppl"])
+        if self.parallel.is_main:
+            logger.info("step %d: val loss %.4f, ppl %.2f", self.step, val_loss,
+                        record["val_ppl"])
         return record
 
     def run(self) -> Path:
@@ -249,7 +296,8 @@ class Trainer:
         c = self.config
         if self.step == 0:
             self.evaluate()
-        with tqdm(total=c.steps, initial=self.step, disable=c.quiet, unit="step",
+        with tqdm(total=c.steps, initial=self.step, disable=c.quiet or not self.parallel.is_main,
+                  unit="step",
                   desc=c.optimizer) as bar:
             while self.step < c.steps:
                 record = self.train_step()
@@ -262,16 +310,24 @@ class Trainer:
                     self.evaluate()
                 if self.step % c.save_every == 0 or self.step == c.steps:
                     self.save()
-        plot_curves({c.optimizer: self.metrics.records}, self.run_dir / "curves.png")
+        if self.parallel.is_main:
+            plot_curves({c.optimizer: self.metrics.records}, self.run_dir / "curves.png")
         if self.counters.bad_total:
             logger.warning("%d steps were skipped for non-finite values", self.counters.bad_total)
         return self.run_dir
 
 
-def train(config: TrainConfig) -> Path:
-    """Run (or resume) one training run; the caller's global RNG state is left as it was."""
+def train(config: TrainConfig, **hooks) -> Path:
+    """Run (or resume) one training run; the caller's global RNG state is left as it was.
+
+    ``hooks`` are :class:`Trainer`'s optional keyword arguments (``optimizer_factory``, ...).
+    """
     validate(config)
     devices = list(range(torch.cuda.device_count()))
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        return Trainer(config).run()
+        trainer = Trainer(config, **hooks)
+        try:
+            return trainer.run()
+        finally:
+            trainer.parallel.close()

@@ -1,0 +1,73 @@
+"""``snsm bench``: the benchmark suite against the peers (see :mod:`snsm.bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from snsm.bench.contenders import ROUTES
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``bench`` on the ``snsm`` command's subparsers."""
+    from snsm.bench.suites import SUITES
+
+    bench = subparsers.add_parser(
+        "bench", help="benchmark our optimizers against the peers (results.json, report.md)")
+    bench.add_argument("--suite", choices=list(SUITES), default="demo")
+    bench.add_argument("--optimizers", help="comma-separated contenders (default: the suite's; "
+                                            "adamw, the baseline, is always run)")
+    bench.add_argument("--seeds", type=_positive, help="seeds of our contenders")
+    bench.add_argument("--steps", type=_positive, help="training steps (default: the suite's)")
+    bench.add_argument("--tune", action=argparse.BooleanOptionalAction, default=None,
+                       help="sweep each lr grid first (default: the suite's)")
+    bench.add_argument("--route", choices=ROUTES, default=None,
+                       help="routing of our optimizers: nn.Linear weights (the paper's) or "
+                            "every matrix, the embedding too")
+    bench.add_argument("--out", help="record folder (default: runs/bench/<date>-<suite>)")
+    bench.add_argument("--work", help="folder of the individual runs (default: <out>/../work-"
+                                      "<suite>)")
+    bench.add_argument("--pretrain-steps", type=_positive,
+                       help="finetune suite: AdamW pre-training steps on Shakespeare")
+    bench.add_argument("--data", help="local text file or folder (default: Shakespeare)")
+    bench.add_argument("--seq-len", type=_positive, help="sequence length (default: the preset's)")
+    bench.add_argument("--batch-size", type=_positive, help="batch size (default: the suite's)")
+    bench.add_argument("--vocab-size", type=_positive, help="BPE vocabulary size (default 8192)")
+    bench.add_argument("--timing-rounds", type=int, default=6,
+                       help="interleaved step-time rounds after the runs (0: use the runs' "
+                            "own medians)")
+    bench.add_argument("--cache-dir", default=None, help="token cache folder")
+    bench.set_defaults(run=run_bench)
+    return bench
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from snsm.bench.report import format_table
+    from snsm.bench.run import SuiteOptions, run_suite
+    from snsm.bench.suites import get_suite, select
+
+    suite = get_suite(args.suite)
+    if args.route:
+        suite = suite.with_route(args.route)
+    labels = [s.strip() for s in args.optimizers.split(",")] if args.optimizers else None
+    suite = select(suite, labels)
+    out = Path(args.out or f"runs/bench/{time.strftime('%Y-%m-%d')}-{suite.name}")
+    work = Path(args.work or out.parent / f"work-{out.name}")
+    options = SuiteOptions(steps=args.steps, seeds=args.seeds, tune=args.tune,
+                           cache_dir=args.cache_dir, pretrain_steps=args.pretrain_steps,
+                           data=args.data, seq_len=args.seq_len, batch_size=args.batch_size,
+                           vocab_size=args.vocab_size, timing_rounds=args.timing_rounds)
+    results = run_suite(suite, out, work, options)
+    print(format_table(results["rows"]))
+    for item in results["skipped"]:
+        print(f"skipped {item['optimizer']}: {item['reason']}")
+    print(f"record: {out} (report.md, results.json, val_loss.png, pareto.png)")
+    return 0

@@ -1,0 +1,101 @@
+"""The suites of ``snsm bench``: which contenders, model, steps, seeds and tuning budget.
+
+* ``demo``: our three (AdamW, AdamSN, AdamSNSM) on the tiny model, minutes.
+* ``quick``: ours, the ablations and every peer on the tiny model, sized for about
+  30 minutes on a 2-core CPU: a short tuning sweep (``tune_steps``) on small grids,
+  then ``steps``-step runs; our three get ``seeds`` seeds, peers and ablations one.
+* ``full``: the same contenders on the ``small`` model, longer, 3 seeds for all.
+* ``finetune``: a Shakespeare-pretrained tiny model continued on the King James
+  Bible (tokenized with the Shakespeare tokenizer) with each optimizer.
+
+Grids: AdamW's is at least as fine as ours (6 points over a factor of 10, against
+4 for Subset-Norm), so the comparison cannot favour ours through tuning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from snsm.bench.contenders import ADAMW_LR, Contender
+from snsm.bench.peers import PEERS
+
+SNSM_ARGS = {"rank": 32, "update_gap": 100, "projector": "svd"}  # tiny model: 128-wide matrices
+ADAMW_GRID = (1e-3, 2e-3, 3e-3, 5e-3, 7e-3, 1e-2)
+SN_GRID = (1e-2, 2e-2, 3e-2, 5e-2)
+
+OURS = (
+    Contender("adamw", "adamw", False, 3e-3, ADAMW_GRID),
+    Contender("adamw_sn", "adamw_sn", False, 3e-2, SN_GRID),
+    Contender("adamw_snsm", "adamw_snsm", False, 3e-2, SN_GRID, dict(SNSM_ARGS)),
+)
+ABLATIONS = (
+    # The plain group (embedding, norms) at AdamW's lr instead of the SN lr.
+    Contender("adamw_snsm_plain_at_adamw_lr", "adamw_snsm", False, 3e-2, (), dict(SNSM_ARGS),
+              plain_lr=ADAMW_LR, seeds=1),
+    # The embedding also gets Subset-Norm / Subspace-Momentum.
+    Contender("adamw_snsm_all_matrices", "adamw_snsm", False, 3e-2, (), dict(SNSM_ARGS),
+              route="all-matrices", seeds=1),
+)
+# Ablations without a grid take the tuned lr of this contender.
+LR_FROM = {"adamw_snsm_plain_at_adamw_lr": "adamw_snsm", "adamw_snsm_all_matrices": "adamw_snsm"}
+
+
+def peer_contenders(seeds: int | None) -> tuple[Contender, ...]:
+    """One contender per peer adapter, at its recommended lr and grid."""
+    return tuple(Contender(p.name, p.name, True, p.lr, p.grid, seeds=seeds)
+                 for p in PEERS.values())
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A suite's settings (see the module docstring)."""
+
+    name: str
+    contenders: tuple[Contender, ...]
+    preset: str = "tiny"
+    steps: int = 200
+    seeds: int = 1
+    tune: bool = False
+    tune_steps: int = 40
+    batch_size: int = 16
+    eval_every: int = 10
+    eval_batches: int = 4
+    finetune: dict = field(default_factory=dict)  # pretrain_steps, data (finetune only)
+
+    def with_route(self, route: str) -> Suite:
+        """Every one of our contenders (not the ablations, not peers) on ``route``."""
+        contenders = tuple(replace(c, route=route) if not c.peer and c.label not in LR_FROM
+                           else c for c in self.contenders)
+        return replace(self, contenders=contenders)
+
+
+SUITES: dict[str, Suite] = {
+    "demo": Suite("demo", OURS, steps=300, eval_every=25, eval_batches=8),
+    "quick": Suite("quick", OURS + ABLATIONS + peer_contenders(seeds=1), steps=200, seeds=3,
+                   tune=True, tune_steps=40),
+    "full": Suite("full", OURS + ABLATIONS + peer_contenders(seeds=None), preset="small",
+                  steps=1000, seeds=3, tune=True, tune_steps=150, eval_every=25,
+                  eval_batches=8),
+    "finetune": Suite("finetune", OURS + peer_contenders(seeds=1), steps=60, seeds=1,
+                      eval_every=10, finetune={"pretrain_steps": 200, "corpus": "kjv"}),
+}
+
+
+def get_suite(name: str) -> Suite:
+    """Suite ``name``; ValueError listing the names otherwise."""
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; choose one of {', '.join(SUITES)}")
+    return SUITES[name]
+
+
+def select(suite: Suite, labels: list[str] | None) -> Suite:
+    """``suite`` restricted to ``labels`` (AdamW, the baseline, is always kept)."""
+    if not labels:
+        return suite
+    known = {c.label for c in suite.contenders}
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise ValueError(f"suite {suite.name!r} has no contender(s) {unknown}; "
+                         f"choose from {', '.join(sorted(known))}")
+    wanted = set(labels) | {"adamw"}
+    return replace(suite, contenders=tuple(c for c in suite.contenders if c.label in wanted))
