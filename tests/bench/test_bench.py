@@ -83,8 +83,17 @@ def test_suites_hold_what_the_issue_asks():
         select(quick, ["adamw_xl"])
 
 
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """The CLI's --threads sets torch's process-wide thread count: put it back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def _small_args(tmp_path, corpus):
-    return ["--steps", "10", "--data", str(corpus), "--seq-len", "32", "--batch-size", "4",
+    # one thread: the CI machine's two cores are shared, and spinning OpenMP threads stall
+    return ["--steps", "10", "--threads", "1", "--data", str(corpus), "--seq-len", "32", "--batch-size", "4",
             "--vocab-size", "300", "--cache-dir", str(tmp_path / "cache"),
             "--out", str(tmp_path / "record"), "--work", str(tmp_path / "work")]
 
@@ -122,7 +131,7 @@ def test_unavailable_peer_is_skipped_with_a_line_in_the_report(tmp_path, monkeyp
         **{**peers.PEERS["lion"].__dict__, "build": missing}))
     corpus = write_corpus(tmp_path / "corpus")
     args = _small_args(tmp_path, corpus)
-    args[1] = "4"  # steps
+    args[args.index("--steps") + 1] = "4"
     assert main(["bench", "--suite", "quick", "--optimizers", "lion,adamw_snsm_all_matrices",
                  "--no-tune", *args]) == 0
     results = json.loads((tmp_path / "record" / "results.json").read_text())
@@ -130,3 +139,37 @@ def test_unavailable_peer_is_skipped_with_a_line_in_the_report(tmp_path, monkeyp
     assert {r["optimizer"] for r in results["rows"]} == {"adamw", "adamw_snsm_all_matrices"}
     report = (tmp_path / "record" / "report.md").read_text()
     assert "- lion: lion_pytorch is not installed" in report
+
+
+def test_trainer_hooks_take_data_initial_weights_and_an_optimizer_factory(tmp_path):
+    from snsm.train.corpora import local_files
+    from snsm.train.loop import Trainer
+    from snsm.train.models import build_model
+    from snsm.train.tokens import prepare_tokens
+
+    data = prepare_tokens(local_files(write_corpus(tmp_path / "corpus")), tmp_path / "cache", 300)
+    start = build_model("tiny", data.vocab_size, 32, seed=7).state_dict()
+    factory = OptimizerFactory(Contender("lion", "lion", True, 1e-4, ()), 1e-4, None)
+    config = TrainConfig(preset="tiny", steps=2, batch_size=2, seq_len=32, eval_every=2,
+                         eval_batches=1, save_every=2, out=str(tmp_path / "run"), quiet=True,
+                         data="/nonexistent/never/read")
+    trainer = Trainer(config, optimizer_factory=factory, data=data, initial_state=start)
+    assert trainer.optimizer is factory.optimizer
+    assert all(torch.equal(p, start[n]) for n, p in trainer.model.state_dict().items())
+    trainer.run()
+    assert len(factory.timer.times) == 2
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["optimizer_factory"] == "lion"
+
+
+def test_finetune_continues_every_contender_from_one_pretrained_model(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    args = _small_args(tmp_path, corpus)
+    args[args.index("--steps") + 1] = "3"
+    assert main(["bench", "--suite", "finetune", "--optimizers", "adamw_sn", "--pretrain-steps",
+                 "4", "--timing-rounds", "2", *args]) == 0
+    results = json.loads((tmp_path / "record" / "results.json").read_text())
+    assert results["config"]["data_name"].startswith("kjv")
+    assert (tmp_path / "work" / "pretrain" / "checkpoint.pt").is_file()
+    first = {label: curve["val_loss"][0] for label, curve in results["curves"].items()}
+    assert set(first) == {"adamw", "adamw_sn"} and first["adamw"] == first["adamw_sn"]

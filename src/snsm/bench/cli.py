@@ -41,9 +41,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     bench.add_argument("--seq-len", type=_positive, help="sequence length (default: the preset's)")
     bench.add_argument("--batch-size", type=_positive, help="batch size (default: the suite's)")
     bench.add_argument("--vocab-size", type=_positive, help="BPE vocabulary size (default 8192)")
-    bench.add_argument("--timing-rounds", type=int, default=6,
+    bench.add_argument("--timing-rounds", type=int, default=5,
                        help="interleaved step-time rounds after the runs (0: use the runs' "
                             "own medians)")
+    bench.add_argument("--threads", type=_positive, default=None,
+                       help="torch CPU threads (default: torch's; 1 avoids oversubscription "
+                            "on a machine shared with other jobs)")
     bench.add_argument("--cache-dir", default=None, help="token cache folder")
     bench.set_defaults(run=run_bench)
     return bench
@@ -54,6 +57,9 @@ def run_bench(args: argparse.Namespace) -> int:
     from snsm.bench.run import SuiteOptions, run_suite
     from snsm.bench.suites import get_suite, select
 
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     suite = get_suite(args.suite)
     if args.route:
         suite = suite.with_route(args.route)

@@ -46,7 +46,7 @@ class Peer:
 def _import(module: str, package: str):
     try:
         return importlib.import_module(module)
-    except ImportError as exc:  # also OSError-free: a broken native lib raises ImportError
+    except ImportError as exc:
         raise PeerUnavailable(f"{module} is not installed (pip install {package}); "
                               f"install the peers extra: pip install 'snsm[peers]'") from exc
 
@@ -150,26 +150,32 @@ def _projected_groups(model, weight_decay, hp) -> list[dict]:
              "projection_type": hp["projection_type"], **hp.get("extra", {})}]
 
 
+def _po_class(name: str):
+    """Class ``name`` of pytorch-optimizer; PeerUnavailable if the installed version lacks it."""
+    po = _import("pytorch_optimizer", "pytorch-optimizer")
+    if not hasattr(po, name):
+        raise PeerUnavailable(f"pytorch-optimizer {getattr(po, '__version__', '?')} has no "
+                              f"{name}; upgrade it: pip install -U pytorch-optimizer")
+    return getattr(po, name)
+
+
 def _po_projected(class_name: str):
     def build(model, lr, weight_decay, hp):
-        po = _import("pytorch_optimizer", "pytorch-optimizer")
-        return getattr(po, class_name)(_projected_groups(model, weight_decay, hp), lr=lr)
+        return _po_class(class_name)(_projected_groups(model, weight_decay, hp), lr=lr)
     return build
 
 
 def _po_adam_mini(model, lr, weight_decay, hp):
-    po = _import("pytorch_optimizer", "pytorch-optimizer")
     cfg = model.config
-    return po.AdamMini(model, lr=lr, weight_decay=weight_decay, num_embeds=cfg.hidden_size,
+    return _po_class("AdamMini")(model, lr=lr, weight_decay=weight_decay, num_embeds=cfg.hidden_size,
                        num_heads=cfg.num_attention_heads,
                        num_query_groups=cfg.num_key_value_heads)
 
 
 def _po_adamwsn(model, lr, weight_decay, hp):
-    po = _import("pytorch_optimizer", "pytorch-optimizer")
     linear = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
     sn, regular = split_params(model, linear)
-    return po.AdamWSN([{"params": regular, "sn": False}, {"params": sn, "sn": True}], lr=lr,
+    return _po_class("AdamWSN")([{"params": regular, "sn": False}, {"params": sn, "sn": True}], lr=lr,
                       weight_decay=weight_decay, subset_size=-1)
 
 

@@ -107,7 +107,7 @@ def check_goals(results: dict) -> list[dict]:
         pct = scale.get("adamw_snsm_pct")
         goals.append({"goal": "adamw_snsm state at LLaMA-1B (snsm memory) <= 17% of AdamW's",
                       "held": None if pct is None else pct <= 17.0,
-                      "detail": f"{pct}% at LLaMA-1B ({scale.get('setting', '')}); on this "
+                      "detail": f"{pct}% ({scale.get('setting', 'LLaMA-1B')}); on this "
                                 f"model {snsm['state_pct_of_adamw']}% (measured)"})
     return goals
 
@@ -128,8 +128,9 @@ def _tuning_lines(tuning: dict) -> list[str]:
     return lines
 
 
-def plot_val_curves(curves: dict[str, dict], path: Path, title: str) -> Path:
-    """Mean validation loss against steps, one line per contender."""
+def plot_val_curves(curves: dict[str, dict], path: Path, title: str,
+                    peers: frozenset[str] = frozenset()) -> Path:
+    """Mean validation loss against steps, one line per contender (peers dashed)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -137,7 +138,7 @@ def plot_val_curves(curves: dict[str, dict], path: Path, title: str) -> Path:
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     for index, (label, curve) in enumerate(curves.items()):
-        ours = label.startswith("adamw")
+        ours = label not in peers
         ax.plot(curve["step"], curve["val_loss"], label=label, linewidth=2 if ours else 1.2,
                 linestyle="-" if ours else "--", color=f"C{index % 10}",
                 marker="o" if ours else None, markersize=3)
@@ -151,8 +152,10 @@ def plot_val_curves(curves: dict[str, dict], path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
-def plot_pareto(rows: list[dict], path: Path, title: str) -> Path:
-    """Final validation perplexity against optimizer-state MiB (lower-left is better)."""
+def plot_pareto(rows: list[dict], path: Path, title: str,
+                peers: frozenset[str] = frozenset()) -> Path:
+    """Final validation perplexity against optimizer-state MiB (lower-left is better);
+    ours are red stars, peers blue dots."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -162,7 +165,7 @@ def plot_pareto(rows: list[dict], path: Path, title: str) -> Path:
     for r in rows:
         if r["final_val_ppl"] is None:
             continue
-        ours = r["optimizer"].startswith("adamw")
+        ours = r["optimizer"] not in peers
         ax.scatter(r["state_bytes"] / 2**20, r["final_val_ppl"], s=60 if ours else 35,
                    marker="*" if ours else "o", color="C3" if ours else "C0")
         ax.annotate(r["optimizer"], (r["state_bytes"] / 2**20, r["final_val_ppl"]),
@@ -236,11 +239,13 @@ def write_report(results: dict, out: str | os.PathLike) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     suite = results.get("suite", "?")
+    peers = frozenset(results.get("peers", []))
     paths = [out / "report.md"]
     paths[0].write_text(render_markdown(results))
     if results.get("curves"):
         paths.append(plot_val_curves(results["curves"], out / "val_loss.png",
-                                     f"snsm bench {suite}: validation loss"))
+                                     f"snsm bench {suite}: validation loss", peers))
     paths.append(plot_pareto(results["rows"], out / "pareto.png",
-                             f"snsm bench {suite}: perplexity against optimizer-state memory"))
+                             f"snsm bench {suite}: perplexity against optimizer-state memory",
+                             peers))
     return paths

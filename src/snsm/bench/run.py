@@ -106,7 +106,7 @@ class SuiteOptions:
     seq_len: int | None = None
     batch_size: int | None = None
     vocab_size: int | None = None
-    timing_rounds: int = 6  # interleaved step-time rounds after the runs (0: the runs' medians)
+    timing_rounds: int = 5  # interleaved step-time rounds after the runs (0: the runs' medians)
 
 
 def _base_config(suite: Suite, options: SuiteOptions) -> tuple[TrainConfig, int]:
@@ -202,7 +202,7 @@ def _note(suite: Suite, tune: bool, tune_steps: int, options: SuiteOptions) -> s
         parts.append(f"Learning rates tuned on a {tune_steps}-step budget (seed 0, same "
                      f"schedule compressed), best final validation loss; then every contender "
                      f"trained at its chosen lr.")
-    seeded = sorted({c.seeds for c in suite.contenders if c.seeds})
+    seeded = sorted({c.seeds for c in suite.contenders if c.seeds and c.seeds != suite.seeds})
     if seeded:
         parts.append(f"Peers and ablations ran {', '.join(map(str, seeded))} seed(s) (time "
                      f"budget); our three ran the suite's seed count.")

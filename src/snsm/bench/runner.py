@@ -62,16 +62,23 @@ def run_config(base: TrainConfig, contender: Contender, lr: float, plain_lr: flo
 
 
 def _load_finished(run_dir: Path, contender: Contender, lr: float, seed: int,
-                   steps: int) -> RunResult | None:
+                   config: TrainConfig) -> RunResult | None:
+    """The result of a finished run of the same contender and config, else None."""
     path = run_dir / BENCH_NAME
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
     records = _read_records(run_dir / METRICS_NAME) if (run_dir / METRICS_NAME).is_file() else []
-    if saved.get("lr") != lr or saved.get("steps") != steps:
+    if saved.get("config") != _identity(contender, config):
         return None
     return RunResult(contender.label, lr, seed, records, saved["state_bytes"],
                      saved["opt_step_times"], saved.get("failed"))
+
+
+def _identity(contender: Contender, config: TrainConfig) -> dict:
+    """What makes two runs the same run (a finished one with it is reused)."""
+    return json.loads(json.dumps({"contender": dataclasses.asdict(contender),
+                                  "config": config.to_dict()}, default=str))
 
 
 def run_one(contender: Contender, lr: float, plain_lr: float | None, base: TrainConfig,
@@ -79,14 +86,14 @@ def run_one(contender: Contender, lr: float, plain_lr: float | None, base: Train
             initial_state: dict | None = None) -> RunResult:
     """Train ``contender`` at ``lr`` with ``seed`` into ``run_dir`` (reused when finished)."""
     run_dir = Path(run_dir)
-    finished = _load_finished(run_dir, contender, lr, seed, base.steps)
+    config = run_config(base, contender, lr, plain_lr, seed, run_dir)
+    finished = _load_finished(run_dir, contender, lr, seed, config)
     if finished is not None:
         logger.info("bench: reusing %s", run_dir)
         return finished
     if run_dir.exists():
         shutil.rmtree(run_dir)
     factory = OptimizerFactory(contender, lr, plain_lr)
-    config = run_config(base, contender, lr, plain_lr, seed, run_dir)
     logger.info("bench: %s lr %g seed %d, %d steps -> %s", contender.label, lr, seed,
                 base.steps, run_dir)
     failed = None
@@ -101,5 +108,5 @@ def run_one(contender: Contender, lr: float, plain_lr: float | None, base: Train
                        state, factory.timer.times, failed)
     (run_dir / BENCH_NAME).write_text(json.dumps(
         {"label": contender.label, "lr": lr, "seed": seed, "steps": base.steps,
-         "state_bytes": state, "opt_step_times": factory.timer.times, "failed": failed}))
+         "config": _identity(contender, config), "state_bytes": state, "opt_step_times": factory.timer.times, "failed": failed}))
     return result

@@ -2,8 +2,9 @@
 
 * ``demo``: our three (AdamW, AdamSN, AdamSNSM) on the tiny model, minutes.
 * ``quick``: ours, the ablations and every peer on the tiny model, sized for about
-  30 minutes on a 2-core CPU: a short tuning sweep (``tune_steps``) on small grids,
-  then ``steps``-step runs; our three get ``seeds`` seeds, peers and ablations one.
+  30 minutes on a 2-core CPU shared with other work (one thread): a 20-step tuning
+  sweep on small grids, then 100-step runs at batch 8, evaluated every 5 steps;
+  our three get 3 seeds, peers and ablations one.
 * ``full``: the same contenders on the ``small`` model, longer, 3 seeds for all.
 * ``finetune``: a Shakespeare-pretrained tiny model continued on the King James
   Bible (tokenized with the Shakespeare tokenizer) with each optimizer.
@@ -71,13 +72,14 @@ class Suite:
 
 SUITES: dict[str, Suite] = {
     "demo": Suite("demo", OURS, steps=300, eval_every=25, eval_batches=8),
-    "quick": Suite("quick", OURS + ABLATIONS + peer_contenders(seeds=1), steps=200, seeds=3,
-                   tune=True, tune_steps=40),
+    "quick": Suite("quick", OURS + ABLATIONS + peer_contenders(seeds=1), steps=100, seeds=3,
+                   tune=True, tune_steps=20, batch_size=8, eval_every=5, eval_batches=4),
     "full": Suite("full", OURS + ABLATIONS + peer_contenders(seeds=None), preset="small",
                   steps=1000, seeds=3, tune=True, tune_steps=150, eval_every=25,
                   eval_batches=8),
-    "finetune": Suite("finetune", OURS + peer_contenders(seeds=1), steps=60, seeds=1,
-                      eval_every=10, finetune={"pretrain_steps": 200, "corpus": "kjv"}),
+    "finetune": Suite("finetune", OURS + peer_contenders(seeds=1), steps=50, seeds=1,
+                      batch_size=8, eval_every=5, eval_batches=4,
+                      finetune={"pretrain_steps": 150, "corpus": "kjv"}),
 }
 
 

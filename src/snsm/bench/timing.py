@@ -37,8 +37,8 @@ def _train_step(model, optimizer, inputs, targets, clip: float) -> None:
 
 
 def interleaved_step_times(contenders: list[tuple[Contender, float, float | None]],
-                           base: TrainConfig, data: TokenData, rounds: int = 6,
-                           steps_per_round: int = 3,
+                           base: TrainConfig, data: TokenData, rounds: int = 5,
+                           steps_per_round: int = 2,
                            initial_state: dict | None = None) -> dict[str, dict]:
     """``{label: {"step_s": median, "opt_step_ms": median}}`` for (contender, lr, plain_lr)."""
     if rounds < 2 or steps_per_round < 1:
