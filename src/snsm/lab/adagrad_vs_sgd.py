@@ -19,7 +19,6 @@ Figure: the exponent of d in T_SGD / T_AdaGrad (theory: up to 1).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +101,6 @@ def iterations_to_eps(method: str, d: int, cfg: Config, seed: int) -> tuple[floa
 
 
 def run(quick: bool, out: Path, seed: int = 0) -> Result:
-    start = time.perf_counter()
     cfg = QUICK if quick else FULL
     rows, curves = [], {"sgd": [], "adagrad": []}
     for d in cfg.dims:
@@ -120,7 +118,6 @@ def run(quick: bool, out: Path, seed: int = 0) -> Result:
                     notes=f"eps={cfg.eps} on ||grad f||_1, {cfg.seeds} seeds, median first hit, "
                           f"best of SGD lrs {list(cfg.sgd_lrs)} and AdaGrad lrs "
                           f"{list(cfg.adagrad_lrs)} per d")
-    result.seconds = time.perf_counter() - start
     return write_outputs(result, out, _plot(cfg.dims, curves, figure))
 
 

@@ -22,7 +22,6 @@ the smallest estimate wins. Success: ||grad f(x_sel)||^2 <= 2 B, B the mean of
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +111,6 @@ def selection(theta: float, cfg: Config, seed: int) -> dict[str, float]:
 
 
 def run(quick: bool, out: Path, seed: int = 0) -> Result:
-    start = time.perf_counter()
     cfg = QUICK if quick else FULL
     rows, spreads = [], {}
     for i, theta in enumerate(THETAS):
@@ -128,7 +126,6 @@ def run(quick: bool, out: Path, seed: int = 0) -> Result:
                     notes=f"part A: {cfg.pl_seeds} seeds, T={cfg.pl_steps}; part B: "
                           f"{cfg.trials} trials, delta={DELTA}, T={cfg.select_steps}, "
                           f"N={cfg.samples} fresh samples per candidate")
-    result.seconds = time.perf_counter() - start
     return write_outputs(result, out, _plot(rows))
 
 

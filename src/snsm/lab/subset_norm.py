@@ -26,7 +26,6 @@ smallest; under sparse noise it is no worse than the better of the two.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +108,6 @@ def tune_lr(method: str, kind: str, cfg: Config, seed: int) -> float:
 
 
 def run(quick: bool, out: Path, seed: int = 0) -> Result:
-    start = time.perf_counter()
     cfg = QUICK if quick else FULL
     rows, figure = [], {}
     curves: dict[tuple[str, str], list[float]] = {}
@@ -133,7 +131,6 @@ def run(quick: bool, out: Path, seed: int = 0) -> Result:
                     notes=f"T={cfg.steps}, {cfg.seeds} seeds, lr tuned at d={dims[0]} over "
                           f"{list(cfg.lrs)} and held fixed; figure: exponent b of "
                           "median min_t ||grad f||^2 ~ C d^b")
-    result.seconds = time.perf_counter() - start
     return write_outputs(result, out, _plot(curves, dims, figure))
 
 

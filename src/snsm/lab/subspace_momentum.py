@@ -22,7 +22,6 @@ gap_closed = (log g_SGD - log g_SM) / (log g_SGD - log g_momentum).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,7 +116,6 @@ def gap_closed(g_sm: float, g_sgd: float, g_momentum: float) -> float:
 
 
 def run(quick: bool, out: Path, seed: int = 0) -> Result:
-    start = time.perf_counter()
     cfg = QUICK if quick else FULL
     safe_lr = 1.0 / STIFFNESS
     rows, best = [], {}
@@ -143,7 +141,6 @@ def run(quick: bool, out: Path, seed: int = 0) -> Result:
                     notes=f"W {cfg.shape}, T={cfg.steps}, {cfg.seeds} seeds, lrs {list(cfg.lrs)},"
                           f" update_gap={cfg.update_gap}; state bytes by snsm.state_bytes "
                           "(projector state included)")
-    result.seconds = time.perf_counter() - start
     return write_outputs(result, out, _plot(cfg, rows, curves))
 
 
