@@ -3,7 +3,7 @@ import torch
 
 import snsm
 from snsm.cli import main, memory_rows
-from snsm.shapes import llama_skeleton
+from snsm.measure.models import llama_skeleton
 from test_routing import TinyLM
 
 

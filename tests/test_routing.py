@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 import snsm
-from snsm.routing import check_exact_cover
+from snsm.optim.routing import check_exact_cover
 
 
 class TinyLM(nn.Module):

@@ -1,4 +1,4 @@
-"""snsm.speed.measure_speed: the rows, the timing protocol and argument checks (no speed claims)."""
+"""snsm.measure.speed.measure_speed: the rows, the timing protocol and argument checks (no speed claims)."""
 
 import json
 import logging
@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 import snsm.rules.momentum
-import snsm.speed
+import snsm.measure.speed
 from snsm.cli import main
-from snsm.registry import list_optimizers
-from snsm.speed import measure_speed, takes_projector
+from snsm.optim.registry import list_optimizers
+from snsm.measure.speed import measure_speed, takes_projector
 
 KEYS = {"optimizer", "projector", "step_ms", "refresh_ms", "amortized_ms", "adamw_ms",
         "ratio_vs_adamw", "repeats", "update_gap"}
@@ -35,7 +35,7 @@ def _tiny() -> Tiny:
 
 def test_rows_for_the_requested_optimizers(caplog):
     names = ["adamw_sn", "adamw_snsm", "sgd_sm", "rmsprop_sn"]
-    with caplog.at_level(logging.INFO, logger="snsm.speed"):
+    with caplog.at_level(logging.INFO, logger="snsm.measure.speed"):
         rows = measure_speed(_tiny(), names, repeats=2, update_gap=5)
     expected = [("adamw_sn", "-"), *(("adamw_snsm", p) for p in PROJECTORS),
                 *(("sgd_sm", p) for p in PROJECTORS), ("rmsprop_sn", "-")]
@@ -84,7 +84,7 @@ def test_regular_steps_never_refresh_while_timed(monkeypatch, update_gap, repeat
     monkeypatch.setattr(snsm.rules.momentum, "refresh_projector_", counting)
     timed = []  # (update_gap of the timed optimizer, refreshes during the timed step)
 
-    class SpyTimer(snsm.speed._Timer):
+    class SpyTimer(snsm.measure.speed._Timer):
         def __call__(self, step):
             before = len(refreshes)
             result = super().__call__(step)
@@ -93,7 +93,7 @@ def test_regular_steps_never_refresh_while_timed(monkeypatch, update_gap, repeat
                 timed.append((optimizer.param_groups[0]["update_gap"], len(refreshes) - before))
             return result
 
-    monkeypatch.setattr(snsm.speed, "_Timer", SpyTimer)
+    monkeypatch.setattr(snsm.measure.speed, "_Timer", SpyTimer)
     rows = measure_speed(_tiny(), ["adamw_snsm"], repeats=repeats, update_gap=update_gap,
                          projectors=("uniform",))
     matrices = 2  # the two nn.Linear weights

@@ -1,10 +1,10 @@
 """snsm: Subset-Norm and Subspace-Momentum, memory-efficient adaptive optimizers for PyTorch."""
 
-from snsm.memory import estimate_state_bytes, state_bytes
+from snsm.measure.memory import estimate_state_bytes, state_bytes
 from snsm.optim import (SGDSM, SNSM, AdaGrad, AdaGradNorm, AdaGradSN, AdaGradSNSM, AdamSN,
                         AdamSNSM, AdamW, RMSpropSN)
-from snsm.registry import create_optimizer, get_optimizer_class, list_optimizers
-from snsm.routing import param_groups
+from snsm.optim.registry import create_optimizer, get_optimizer_class, list_optimizers
+from snsm.optim.routing import param_groups
 
 __version__ = "0.1.0"
 

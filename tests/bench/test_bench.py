@@ -6,7 +6,7 @@ import torch
 
 from snsm.bench import peers
 from snsm.bench.contenders import Contender, OptimizerFactory, resolve_plain_lr, route_groups
-from snsm.bench.runner import RunResult
+from snsm.bench.run_one import RunResult
 from snsm.bench.suites import SUITES, get_suite, select
 from snsm.bench.summary import summarize
 from snsm.cli import main

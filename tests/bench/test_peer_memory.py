@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from snsm.bench import peers
-from snsm.bench.state import optimizer_state_bytes
+from snsm.measure.reachable import optimizer_state_bytes
 from snsm.cli import main, memory_rows
-from snsm.peer_memory import PEER_FORMULAS, peer_state_bytes
+from snsm.measure.peers import PEER_FORMULAS, peer_state_bytes
 
 from bench_helpers import take_steps
 

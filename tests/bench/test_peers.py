@@ -5,7 +5,7 @@ import torch
 
 import snsm
 from snsm.bench import peers
-from snsm.bench.state import optimizer_state_bytes
+from snsm.measure.reachable import optimizer_state_bytes
 
 from bench_helpers import take_steps
 

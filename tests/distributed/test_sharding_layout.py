@@ -13,10 +13,10 @@ import snsm
 from snsm.cli import main
 from snsm.optim.plan import GroupHParams, state_layout
 from snsm.optim.sharding import ShardProjector, ShardSpec, chunk
-from snsm.peer_memory import peer_state_bytes
+from snsm.measure.peers import peer_state_bytes
 from snsm.projectors import PROJECTORS
-from snsm.scale import galore_state_bytes
-from snsm.shapes import llama_skeleton
+from snsm.measure.sharded import galore_state_bytes
+from snsm.measure.models import llama_skeleton
 
 SHAPES = [(17, 12), (11, 17), (1, 12), (5, 3, 2), (13,)]
 

@@ -21,7 +21,7 @@ from torch import nn
 
 import snsm
 from snsm.bench import peers
-from snsm.routing import check_exact_cover, param_groups
+from snsm.optim.routing import check_exact_cover, param_groups
 
 ROUTES = ("linear", "all-matrices")
 ADAMW_LR = "adamw"  # plain_lr value meaning: AdamW's (tuned) lr

@@ -10,7 +10,7 @@ and its ratio to AdamW's own; ``state_bytes`` the optimizer state after the run
 step (forward, backward, clipping, optimizer) and ``median_opt_step_ms`` the median
 ``optimizer.step()`` alone, both over every seed's steps after the first
 ``WARMUP_STEPS``, each with its ratio to AdamW's. When ``timings`` (from
-:func:`snsm.bench.timing.interleaved_step_times`) are given, the two medians and
+:func:`snsm.bench.interleaved.interleaved_step_times`) are given, the two medians and
 their ratios come from them, and the runs' own medians are kept as ``run_median_step_s``.
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from snsm.bench.runner import RunResult
-from snsm.train.demo import steps_to_reach
+from snsm.bench.run_one import RunResult
+from snsm.bench.demo import steps_to_reach
 
 WARMUP_STEPS = 3  # the first steps allocate state and warm caches: left out of the medians
 

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from snsm.bench.contenders import Contender
-from snsm.bench.runner import run_one
+from snsm.bench.run_one import run_one
 from snsm.train.config import TrainConfig
 from snsm.train.tokens import TokenData
 

@@ -47,8 +47,8 @@ from typing import Any
 
 from torch import nn
 
-from snsm.registry import get_optimizer_class
-from snsm.routing import param_groups
+from snsm.optim.registry import get_optimizer_class
+from snsm.optim.routing import param_groups
 
 __all__ = ["optimizer_cls_and_kwargs"]
 

@@ -2,7 +2,7 @@
 
 from snsm.optim.named import (AdaGrad, AdaGradNorm, AdaGradSN, AdaGradSNSM, AdamSN, AdamSNSM,
                               AdamW, RMSpropSN, SGDSM)
-from snsm.optim.snsm import SNSM
+from snsm.optim.optimizer import SNSM
 
 __all__ = ["SNSM", "AdaGrad", "AdaGradNorm", "AdaGradSN", "AdaGradSNSM", "AdamSN", "AdamSNSM",
            "AdamW", "RMSpropSN", "SGDSM"]

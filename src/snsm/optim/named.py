@@ -20,7 +20,7 @@ uses about 10x Adam's lr for AdamSN and AdamSNSM (5e-2 against 5e-3 at LLaMA-60M
 
 from __future__ import annotations
 
-from snsm.optim.snsm import SNSM
+from snsm.optim.optimizer import SNSM
 
 Betas = tuple[float, float]
 

@@ -13,11 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from snsm.projectors import Projector, get_projector
+from snsm.projectors import Layout, Projector, get_projector
 from snsm.rules.momentum import matrix_view_shape
 from snsm.rules.partition import Partition, resolve_partition
-
-Layout = dict[str, tuple[tuple[int, ...], torch.dtype]]
 
 
 @dataclass(frozen=True)
@@ -57,13 +55,10 @@ class GroupHParams:
         return plan_for(tuple(shape), self.momentum, self.accumulator, self.subset_size,
                         self.use_snsm)
 
-    def bias_correction1(self, step: float) -> float:
-        return 1 - self.beta1**step if self.bias_correction else 1.0
-
-    def bias_correction2_sqrt(self, step: float) -> float | None:
-        if self.bias_correction and self.accumulator == "ema":
-            return (1 - self.beta2**step) ** 0.5
-        return None
+    @property
+    def corrects_denominator(self) -> bool:
+        """Whether D divides by sqrt(1 - b2^t): bias correction of an EMA accumulator."""
+        return self.bias_correction and self.accumulator == "ema"
 
 
 @dataclass(frozen=True)

@@ -66,8 +66,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from snsm.optim.plan import GroupHParams, Layout, ParamPlan, state_layout
-from snsm.projectors import BasisProjector, IndexProjector, Projector
+from snsm.optim.plan import GroupHParams, ParamPlan, state_layout
+from snsm.projectors import BasisProjector, IndexProjector, Layout, Projector
 from snsm.rules.momentum import matrix_view_shape
 from snsm.rules.partition import Partition
 

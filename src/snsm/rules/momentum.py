@@ -61,10 +61,9 @@ def is_refresh(step: int, update_gap: int) -> bool:
 
 
 def refresh_projector_(grad2d: Tensor, state: dict, projector: Projector, rank: int,
-                       on_refresh: str, seed: int) -> None:
+                       on_refresh: str, seed: int, step: int) -> None:
     """Rebuild the projector's state from ``grad2d``; reset or re-project the momentum."""
     momentum = state["momentum"]
-    step = int(state["step"].item())
     generator = torch.Generator(device="cpu").manual_seed(mix_seed(seed, step))
     carry = on_refresh == "project" and step > 1
     if carry:
@@ -76,22 +75,19 @@ def refresh_projector_(grad2d: Tensor, state: dict, projector: Projector, rank: 
         momentum.zero_()
 
 
-def subspace_numerator(grad: Tensor, state: dict, projector: Projector, *, rank: int,
-                       beta1: float, bias_correction: bool, update_gap: int,
-                       on_refresh: str, seed: int) -> Tensor:
-    """N = g + P^T(m_hat - P(g)) for a tensor of 2+ dims; updates the momentum in place."""
-    step = int(state["step"].item())
+def subspace_numerator(grad: Tensor, state: dict, projector: Projector, beta1: float,
+                       correction: float | Tensor | None) -> Tensor:
+    """N = g + P^T(m_hat - P(g)), m_hat = m / correction; updates the momentum in place.
+
+    The projector must already be refreshed for this step (:func:`refresh_projector_`).
+    ``correction`` is 1 - b1^tau with bias correction (a number, or tensor data in the
+    compiled path), None without.
+    """
     grad2d = as_matrix(grad)
-    if is_refresh(step, update_gap):
-        refresh_projector_(grad2d, state, projector, rank, on_refresh, seed)
     low = projector.project(grad2d, state)
     momentum = state["momentum"]
     momentum.lerp_(low, 1 - beta1)
-    if bias_correction:
-        tau = momentum_steps(step, update_gap, on_refresh)
-        m_hat = momentum / (1 - beta1**tau)
-    else:
-        m_hat = momentum
+    m_hat = momentum if correction is None else momentum / correction
     numerator = grad2d.clone(memory_format=torch.contiguous_format)
     projector.back_add_(numerator, m_hat - low, state)
     return numerator.view(grad.shape)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import snsm
-from snsm._validation import check_choice, check_int, check_nonnegative
+from snsm.util.checks import check_choice, check_int, check_nonnegative
 from snsm.train.models import PRESETS
 
 PARALLEL_CHOICES = ("none", "ddp", "fsdp")

@@ -25,7 +25,7 @@ import torch
 from snsm.bench import peers as peer_lib
 from snsm.bench.contenders import Contender, resolve_plain_lr
 from snsm.bench.report import write_report
-from snsm.bench.runner import RunResult, run_one
+from snsm.bench.run_one import RunResult, run_one
 from snsm.bench.suites import LR_FROM, Suite
 from snsm.bench.summary import summarize
 from snsm.bench.tuning import tune_lr
@@ -167,7 +167,7 @@ def run_suite(suite: Suite, out: str | os.PathLike, work: str | os.PathLike,
             logger.exception("bench: %s failed; skipped", c.label)
     timings = None
     if options.timing_rounds:
-        from snsm.bench.timing import interleaved_step_times
+        from snsm.bench.interleaved import interleaved_step_times
 
         timed = [(c, lrs[c.label], resolve_plain_lr(c, lrs.get("adamw")))
                  for c in _ordered(suite.contenders) if c.label in runs]

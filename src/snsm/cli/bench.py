@@ -54,7 +54,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_bench(args: argparse.Namespace) -> int:
     from snsm.bench.report import format_table
-    from snsm.bench.run import SuiteOptions, run_suite
+    from snsm.bench.run_suite import SuiteOptions, run_suite
     from snsm.bench.suites import get_suite, select
 
     if args.threads:

@@ -27,12 +27,12 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from snsm import _validation as check
+from snsm.util import checks as check
 from snsm.optim import SNSM
 from snsm.projectors import PROJECTORS
-from snsm.registry import OPTIMIZERS, create_optimizer, list_optimizers
+from snsm.optim.registry import OPTIMIZERS, create_optimizer, list_optimizers
 from snsm.rules.momentum import is_refresh
-from snsm.shapes import LLAMA_SHAPES, llama_skeleton
+from snsm.measure.models import LLAMA_SHAPES, llama_skeleton
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def _check_arguments(model, optimizers, repeats, update_gap, compile, projectors
             raise ValueError(f"unknown model {model!r}; choose one of {', '.join(LLAMA_SHAPES)} "
                              f"or pass an nn.Module")
     elif not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a name from snsm.shapes.LLAMA_SHAPES or an nn.Module, "
+        raise ValueError(f"model must be a name from snsm.measure.models.LLAMA_SHAPES or an nn.Module, "
                          f"got {type(model).__name__}")
     check.check_int("repeats", repeats, 1)
     check.check_int("update_gap", update_gap, 1)
@@ -217,7 +217,7 @@ def measure_speed(model: str | nn.Module, optimizers: list[str] | None = None, r
     """Time each optimizer's step against ``torch.optim.AdamW(foreach=True)``.
 
     Args:
-        model: a name from :data:`snsm.shapes.LLAMA_SHAPES` (its skeleton, materialized
+        model: a name from :data:`snsm.measure.models.LLAMA_SHAPES` (its skeleton, materialized
             on the CPU in fp32 with random weights) or an ``nn.Module``, used as is:
             its trainable parameters get fixed random ``.grad`` tensors and are
             modified by the steps (their previous ``.grad`` is put back at the end).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from snsm.lab.runner import EXPERIMENTS, run
+from snsm.lab.registry import EXPERIMENTS, run
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

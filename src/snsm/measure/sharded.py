@@ -9,7 +9,7 @@ replicated (step counts, projector indices, the (1, n) accumulators of wide
 matrices) does not.
 
 GaLore (Zhao et al., 2024) has no FSDP support; its row shows what its state
-would take under the same rules, as :mod:`snsm.peer_memory` counts it on one
+would take under the same rules, as :mod:`snsm.measure.peers` counts it on one
 device: Adam's two moments of the rank-r projected gradient and the basis on
 the smaller side for every block matrix, AdamW for the embedding, the lm_head
 and the norms. Its moments and basis are split as our ``svd`` projector's
@@ -24,10 +24,10 @@ import math
 import torch
 from torch import nn
 
-from snsm.memory import estimate_state_bytes
+from snsm.measure.memory import estimate_state_bytes
 from snsm.optim.sharding import ShardProjector, ShardSpec
 from snsm.projectors import SVDProjector
-from snsm.registry import get_optimizer_class, list_optimizers
+from snsm.optim.registry import get_optimizer_class, list_optimizers
 
 GIB = 2**30
 GALORE = "galore"

@@ -8,9 +8,8 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor
 
-from snsm import _validation as check
-from snsm.optim.compiled import compiled_step
-from snsm.optim.kernels import foreach_step, single_tensor_step
+from snsm.util import checks as check
+from snsm.optim.functional import snsm_update
 from snsm.optim.plan import GroupHParams, state_layout
 from snsm.optim.sharding import (ShardSpec, needs_collectives, unwrap_state_dict,
                                  warn_compile_is_eager, wrap_state_dict)
@@ -135,6 +134,14 @@ class SNSM(torch.optim.Optimizer):
                 raise ValueError(f"{type(self).__name__} does not support complex parameters "
                                  f"(got one of dtype {param.dtype})")
 
+    def __setstate__(self, state: dict) -> None:
+        """Fill the group keys a state dict saved before they existed (``compile``, ...)
+        with this optimizer's defaults, once at load time rather than in every step."""
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+
     def state_dict(self) -> dict:
         """As ``torch.optim.Optimizer.state_dict``; the state of a parameter sharded on dim 0
         (FSDP2) holds DTensors for its keys sharded like it (see :mod:`snsm.optim.sharding`)."""
@@ -215,17 +222,15 @@ class SNSM(torch.optim.Optimizer):
             first_index += len(group["params"])
             if not params:
                 continue
-            compile_ = group.get("compile", False)  # absent from state dicts saved before it
-            if compile_ and any(map(needs_collectives, plans)):
+            compiled_graphs = None
+            if group["compile"] and any(map(needs_collectives, plans)):
                 warn_compile_is_eager()
-            elif compile_:
-                graphs = self.__dict__.setdefault("_compiled_graphs", {})  # not in state_dict
-                compiled_step(params, grads, states, plans, hp, indices,
-                              graphs.setdefault(id(group), {}))
-                continue
+            elif group["compile"]:  # graphs live with the optimizer, not in its state_dict
+                graphs = self.__dict__.setdefault("_compiled_graphs", {})
+                compiled_graphs = graphs.setdefault(id(group), {})
             foreach = group["foreach"]
             if foreach is None:
                 foreach = all(p.is_cuda for p in params)
-            (foreach_step if foreach else single_tensor_step)(params, grads, states, plans, hp,
-                                                              indices)
+            snsm_update(params, grads, states, plans, hp, indices, foreach=foreach,
+                        compiled_graphs=compiled_graphs)
         return loss

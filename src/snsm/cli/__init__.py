@@ -9,8 +9,8 @@ import sys
 
 import torch
 
-from snsm.registry import OPTIMIZERS, list_optimizers
-from snsm.shapes import LLAMA_SHAPES
+from snsm.optim.registry import OPTIMIZERS, list_optimizers
+from snsm.measure.models import LLAMA_SHAPES
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 GIB = 2**30
@@ -31,10 +31,10 @@ def memory_rows(model: str, dtype: torch.dtype, rank: int, include_bases: bool,
                 peers: bool = False) -> list[dict]:
     """Optimizer-state GiB per optimizer for a LLaMA shape, against AdamW.
 
-    ``peers`` adds the peers' rows (:mod:`snsm.peer_memory`, from their documented layouts).
+    ``peers`` adds the peers' rows (:mod:`snsm.measure.peers`, from their documented layouts).
     """
-    from snsm.memory import estimate_state_bytes
-    from snsm.shapes import llama_skeleton
+    from snsm.measure.memory import estimate_state_bytes
+    from snsm.measure.models import llama_skeleton
 
     skeleton = llama_skeleton(model)
     rows = []
@@ -44,8 +44,8 @@ def memory_rows(model: str, dtype: torch.dtype, rank: int, include_bases: bool,
                                      **hparams)
         rows.append({"optimizer": name, "bytes": total, "gib": round(total / GIB, 2)})
     if peers:
-        from snsm.peer_memory import PEER_FORMULAS, peer_state_bytes
-        from snsm.shapes import LLAMA_SHAPES
+        from snsm.measure.peers import PEER_FORMULAS, peer_state_bytes
+        from snsm.measure.models import LLAMA_SHAPES
 
         for name in PEER_FORMULAS:
             total = peer_state_bytes(skeleton, name, dtype=dtype, rank=rank,
@@ -82,9 +82,9 @@ def _cmd_memory(args: argparse.Namespace) -> int:
 
 
 def _cmd_memory_per_gpu(args: argparse.Namespace) -> int:
-    """``snsm memory --world-size N ...``: per-GPU state under FSDP2 (:mod:`snsm.scale`)."""
-    from snsm.scale import scale_rows
-    from snsm.shapes import llama_skeleton
+    """``snsm memory --world-size N ...``: per-GPU state under FSDP2 (:mod:`snsm.measure.sharded`)."""
+    from snsm.measure.sharded import scale_rows
+    from snsm.measure.models import llama_skeleton
 
     rows = scale_rows(llama_skeleton(args.model), DTYPES[args.dtype], args.rank,
                       not args.no_bases, args.world_size)
@@ -99,7 +99,7 @@ def _cmd_memory_per_gpu(args: argparse.Namespace) -> int:
 
 
 def _cmd_speed(args: argparse.Namespace) -> int:
-    from snsm.speed import measure_speed
+    from snsm.measure.speed import measure_speed
 
     optimizers = args.optimizers.split(",") if args.optimizers else None
     rows = measure_speed(args.model, optimizers=optimizers, repeats=args.repeats,
@@ -145,7 +145,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from snsm.train.config import TrainConfig
-    from snsm.train.demo import format_table, run_demo
+    from snsm.bench.demo import format_table, run_demo
 
     base = TrainConfig(preset="tiny", steps=args.steps, eval_every=args.eval_every,
                        save_every=100, seed=args.seed, quiet=args.quiet,
@@ -199,9 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(run=_cmd_demo)
 
-    from snsm.lab.cli import add_parser as add_lab_parser
+    from snsm.cli.lab import add_parser as add_lab_parser
     add_lab_parser(sub)
-    from snsm.bench.cli import add_parser as add_bench_parser
+    from snsm.cli.bench import add_parser as add_bench_parser
     add_bench_parser(sub)
     return parser
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from snsm import optim
-from snsm.routing import param_groups
+from snsm.optim.routing import param_groups
 
 OPTIMIZERS: dict[str, type[optim.SNSM]] = {
     "adamw": optim.AdamW,

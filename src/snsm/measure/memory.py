@@ -9,7 +9,7 @@ from torch import nn
 
 from snsm.optim.plan import GroupHParams, state_layout
 from snsm.optim.sharding import ShardSpec
-from snsm.registry import create_optimizer
+from snsm.optim.registry import create_optimizer
 
 PROJECTOR_KEYS = frozenset({"basis", "indices"})
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snsm.bench.contenders import Contender, OptimizerFactory
-from snsm.bench.state import optimizer_state_bytes
+from snsm.measure.reachable import optimizer_state_bytes
 from snsm.train.checkpoint import CHECKPOINT_NAME
 from snsm.train.config import TrainConfig
 from snsm.train.loop import METRICS_NAME, TrainingError, _read_records, train

@@ -1,0 +1,1 @@
+"""Measurements built on the library: memory (estimated and live), speed, model shapes."""

@@ -1,0 +1,126 @@
+r"""One parameter's update, written once for the single-tensor, foreach and compiled paths.
+
+For a parameter p with gradient g at its step t:
+
+.. math::
+    p \leftarrow p (1 - \eta \lambda) + s_t \, N / D, \qquad s_t = -\eta / c_t
+
+with N from the momentum rule and D from the step-size rule (:mod:`snsm.rules`).
+Everything that depends on the step count is a scalar of :class:`StepScalars`:
+Python floats on the eager paths, tensor data on the compiled one (so neither the
+step nor a scheduled lr retraces the graph). The group's fixed settings are an
+:class:`UpdateRules` tuple.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from torch import Tensor
+
+from snsm.optim.plan import GroupHParams, ParamPlan
+from snsm.projectors import Projector
+from snsm.rules.momentum import (as_matrix, is_refresh, mix_seed, momentum_steps,
+                                 refresh_projector_, subspace_numerator)
+from snsm.rules.partition import Partition
+from snsm.rules.step_size import accumulate_, denominator
+
+
+class StepScalars(NamedTuple):
+    """The step-dependent scalars of one parameter's update."""
+
+    step_size: float | Tensor  # s_t = -lr / (1 - b1^t) for EMA momentum with bias correction
+    bias_correction2_sqrt: float | Tensor | None  # sqrt(1 - b2^t), None: D is not corrected
+    momentum_correction: float | Tensor | None  # 1 - b1^tau of subspace momentum, None: none
+    decay: float | Tensor  # 1 - lr * weight_decay
+
+
+class UpdateRules(NamedTuple):
+    """A group's settings that do not change from step to step (no lr: schedulers move it)."""
+
+    beta1: float
+    beta2: float
+    eps: float
+    accumulator: str
+    bias_correction: bool
+    corrects_denominator: bool
+    decays: bool
+    maximize: bool
+    projector: Projector
+
+    @classmethod
+    def of(cls, hp: GroupHParams) -> "UpdateRules":
+        return cls(hp.beta1, hp.beta2, hp.eps, hp.accumulator, hp.bias_correction,
+                   hp.corrects_denominator, hp.weight_decay != 0, hp.maximize, hp.projector)
+
+
+def step_scalars(step: int, plan: ParamPlan, hp: GroupHParams) -> StepScalars:
+    """The scalars of step ``step`` (in float64 Python arithmetic)."""
+    ema_corrected = plan.momentum == "ema" and hp.bias_correction
+    bias_correction1 = 1 - hp.beta1**step if ema_corrected else 1.0
+    bias_correction2_sqrt = (1 - hp.beta2**step) ** 0.5 if hp.corrects_denominator else None
+    momentum_correction = None
+    if plan.momentum == "subspace" and hp.bias_correction:
+        momentum_correction = 1 - hp.beta1**momentum_steps(step, hp.update_gap, hp.on_refresh)
+    return StepScalars(-(hp.lr / bias_correction1), bias_correction2_sqrt, momentum_correction,
+                       1 - hp.lr * hp.weight_decay)
+
+
+def refresh_if_due(grad: Tensor, state: dict, plan: ParamPlan, hp: GroupHParams, step: int,
+                   index: int) -> None:
+    """Rebuild a subspace projector on its refresh steps (1, 1 + gap, ...); eager only."""
+    if plan.momentum == "subspace" and is_refresh(step, hp.update_gap):
+        grad2d = as_matrix(-grad if hp.maximize else grad)
+        refresh_projector_(grad2d, state, plan.projector or hp.projector, hp.rank,
+                           hp.on_refresh, mix_seed(hp.seed, index), step)
+
+
+def numerator(grad: Tensor, state: dict, plan: ParamPlan, rules: UpdateRules,
+              momentum_correction: float | Tensor | None) -> Tensor:
+    """N: g (no momentum), the EMA m (its correction is in the step size), or the
+    subspace numerator g + P^T(m_hat - P(g))."""
+    if plan.momentum == "none":
+        return grad
+    if plan.momentum == "ema":
+        return state["momentum"].lerp_(grad, 1 - rules.beta1)
+    return subspace_numerator(grad, state, plan.projector or rules.projector, rules.beta1,
+                              momentum_correction)
+
+
+def apply_update_(param: Tensor, numer: Tensor, denom: Tensor | None,
+                  partition: Partition | None, step_size: float | Tensor) -> None:
+    """param += step_size * N / D, with D broadcast over each subset (D = 1 when None).
+
+    A tensor ``step_size`` (the compiled path) multiplies; ``addcdiv_`` takes numbers only.
+    """
+    as_data = isinstance(step_size, Tensor)
+    if denom is None:
+        if as_data:
+            param.add_(numer * step_size)
+        else:
+            param.add_(numer, alpha=step_size)
+    elif as_data:
+        param.add_((numer.reshape(partition.view) / denom * step_size).view(param.shape))
+    elif partition.per_coordinate:
+        param.addcdiv_(numer, denom, value=step_size)
+    elif param.is_contiguous():
+        param.view(partition.view).addcdiv_(numer.reshape(partition.view), denom,
+                                            value=step_size)
+    else:
+        param.add_((numer.reshape(partition.view) / denom).view(param.shape), alpha=step_size)
+
+
+def update_parameter_(param: Tensor, grad: Tensor, state: dict, plan: ParamPlan,
+                      scalars: StepScalars, rules: UpdateRules) -> None:
+    """p <- p (1 - lr wd) + s_t N / D for one parameter whose step count and projector
+    are already up to date."""
+    if rules.maximize:
+        grad = -grad
+    if rules.decays:
+        param.mul_(scalars.decay)
+    numer = numerator(grad, state, plan, rules, scalars.momentum_correction)
+    denom = None
+    if plan.partition is not None:
+        accumulate_(state["accumulator"], grad, plan.partition, rules.accumulator, rules.beta2)
+        denom = denominator(state["accumulator"], scalars.bias_correction2_sqrt, rules.eps)
+    apply_update_(param, numer, denom, plan.partition, scalars.step_size)

@@ -1,0 +1,1 @@
+"""Helpers every layer may use: argument checks, tables, the run environment (no snsm imports)."""
