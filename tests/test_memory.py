@@ -2,7 +2,8 @@ import pytest
 import torch
 
 import snsm
-from snsm.cli import main, memory_rows
+from snsm.cli import main
+from snsm.measure.memory import memory_rows
 from snsm.measure.models import llama_skeleton
 from test_routing import TinyLM
 

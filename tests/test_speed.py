@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-import snsm.rules.momentum
+import snsm.optim.update
 import snsm.measure.speed
 from snsm.cli import main
 from snsm.optim.registry import list_optimizers
-from snsm.measure.speed import measure_speed, takes_projector
+from snsm.measure.speed import measure_speed
 
 KEYS = {"optimizer", "projector", "step_ms", "refresh_ms", "amortized_ms", "adamw_ms",
         "ratio_vs_adamw", "repeats", "update_gap"}
@@ -57,8 +57,8 @@ def test_rows_for_the_requested_optimizers(caplog):
 def test_default_is_every_registered_optimizer():
     rows = measure_speed(_tiny(), repeats=1, update_gap=3, projectors=("uniform",))
     assert [row["optimizer"] for row in rows] == list_optimizers()
-    assert {row["projector"] for row in rows if takes_projector(row["optimizer"])} == {"uniform"}
-    assert {row["projector"] for row in rows if not takes_projector(row["optimizer"])} == {"-"}
+    assert {row["projector"] for row in rows if snsm.get_spec(row["optimizer"]).takes_projector} == {"uniform"}
+    assert {row["projector"] for row in rows if not snsm.get_spec(row["optimizer"]).takes_projector} == {"-"}
 
 
 def test_global_rng_untouched_and_grads_put_back():
@@ -75,25 +75,26 @@ def test_global_rng_untouched_and_grads_put_back():
 @pytest.mark.parametrize("update_gap,repeats", [(2, 3), (3, 4), (1, 2)])
 def test_regular_steps_never_refresh_while_timed(monkeypatch, update_gap, repeats):
     refreshes = []
-    original = snsm.rules.momentum.refresh_projector_
+    original = snsm.optim.update.refresh_projector_
 
     def counting(*args, **kwargs):
         refreshes.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(snsm.rules.momentum, "refresh_projector_", counting)
+    monkeypatch.setattr(snsm.optim.update, "refresh_projector_", counting)
     timed = []  # (update_gap of the timed optimizer, refreshes during the timed step)
 
-    class SpyTimer(snsm.measure.speed._Timer):
-        def __call__(self, step):
-            before = len(refreshes)
-            result = super().__call__(step)
-            optimizer = getattr(step, "__self__", None)
-            if isinstance(optimizer, snsm.SNSM):
-                timed.append((optimizer.param_groups[0]["update_gap"], len(refreshes) - before))
-            return result
+    original_time_ms = snsm.measure.speed.time_ms
 
-    monkeypatch.setattr(snsm.measure.speed, "_Timer", SpyTimer)
+    def spy_time_ms(step, devices=()):
+        before = len(refreshes)
+        result = original_time_ms(step, devices)
+        optimizer = getattr(step, "__self__", None)
+        if isinstance(optimizer, snsm.SNSM):
+            timed.append((optimizer.param_groups[0]["update_gap"], len(refreshes) - before))
+        return result
+
+    monkeypatch.setattr(snsm.measure.speed, "time_ms", spy_time_ms)
     rows = measure_speed(_tiny(), ["adamw_snsm"], repeats=repeats, update_gap=update_gap,
                          projectors=("uniform",))
     matrices = 2  # the two nn.Linear weights

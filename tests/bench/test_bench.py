@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from snsm.bench import peers
-from snsm.bench.contenders import Contender, OptimizerFactory, resolve_plain_lr, route_groups
+from snsm.bench.contenders import Contender, ContenderFactory, resolve_plain_lr
+from snsm.optim.routing import param_groups
 from snsm.bench.run_one import RunResult
 from snsm.bench.suites import SUITES, get_suite, select
 from snsm.bench.summary import summarize
@@ -49,15 +50,15 @@ def test_summary_steps_to_adamw_final_and_ratios():
 
 def test_routes_and_the_plain_group_at_adamw_lr(tiny_lm):
     embedding = tiny_lm.model.embed_tokens.weight
-    linear, every = route_groups(tiny_lm, "linear"), route_groups(tiny_lm, "all-matrices")
+    linear, every = param_groups(tiny_lm, route="linear"), param_groups(tiny_lm, route="all-matrices")
     assert id(embedding) in {id(p) for p in linear[1]["params"]}
     assert id(embedding) in {id(p) for p in every[0]["params"]}
     assert all(p.dim() == 1 for p in every[1]["params"])
     with pytest.raises(ValueError, match="route must be one of"):
-        route_groups(tiny_lm, "embeddings")
+        param_groups(tiny_lm, route="embeddings")
     ablation = Contender("x", "adamw_snsm", False, 3e-2, (), {"rank": 4}, plain_lr="adamw")
     plain_lr = resolve_plain_lr(ablation, 2e-3)
-    factory = OptimizerFactory(ablation, 3e-2, plain_lr)
+    factory = ContenderFactory(ablation, 3e-2, plain_lr)
     optimizer = factory(tiny_lm, TrainConfig())
     lrs = {g.get("use_snsm", True): g["lr"] for g in optimizer.param_groups}
     assert lrs == {True: 3e-2, False: 2e-3}
@@ -149,7 +150,7 @@ def test_trainer_hooks_take_data_initial_weights_and_an_optimizer_factory(tmp_pa
 
     data = prepare_tokens(local_files(write_corpus(tmp_path / "corpus")), tmp_path / "cache", 300)
     start = build_model("tiny", data.vocab_size, 32, seed=7).state_dict()
-    factory = OptimizerFactory(Contender("lion", "lion", True, 1e-4, ()), 1e-4, None)
+    factory = ContenderFactory(Contender("lion", "lion", True, 1e-4, ()), 1e-4, None)
     config = TrainConfig(preset="tiny", steps=2, batch_size=2, seq_len=32, eval_every=2,
                          eval_batches=1, save_every=2, out=str(tmp_path / "run"), quiet=True,
                          data="/nonexistent/never/read")

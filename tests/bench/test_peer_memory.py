@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from snsm.bench import peers
-from snsm.measure.reachable import optimizer_state_bytes
-from snsm.cli import main, memory_rows
+from snsm.measure.memory import reachable_state_bytes
+from snsm.cli import main
+from snsm.measure.memory import memory_rows
 from snsm.measure.peers import PEER_FORMULAS, peer_state_bytes
 
 from bench_helpers import take_steps
@@ -20,7 +21,7 @@ def test_formula_matches_the_measured_state_of_the_adapter(name, tiny_lm):
     except peers.PeerUnavailable as exc:
         pytest.skip(str(exc))
     take_steps(tiny_lm, optimizer, 1)
-    measured = optimizer_state_bytes(optimizer)
+    measured = reachable_state_bytes(optimizer)
     rank = peers.PEERS[MEASURABLE[name]].hparams.get("rank", 512)
     formula = peer_state_bytes(tiny_lm, name, rank=rank, heads=4)
     # the formulas leave out step counters and per-tensor scalars (a few bytes per tensor)

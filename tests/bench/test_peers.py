@@ -5,7 +5,8 @@ import torch
 
 import snsm
 from snsm.bench import peers
-from snsm.measure.reachable import optimizer_state_bytes
+from snsm.optim.routing import hidden_matrices
+from snsm.measure.memory import reachable_state_bytes
 
 from bench_helpers import take_steps
 
@@ -30,7 +31,7 @@ def test_each_adapter_builds_and_takes_three_steps(name, tiny_lm):
     assert losses[-1] < losses[0], f"{name}: loss did not go down on a fixed batch: {losses}"
     changed = [n for n, p in tiny_lm.named_parameters() if not torch.equal(p, before[n])]
     assert len(changed) == len(before), f"{name} left {set(before) - set(changed)} untouched"
-    assert optimizer_state_bytes(optimizer) > 0
+    assert reachable_state_bytes(optimizer) > 0
     assert isinstance(optimizer.state_dict(), dict)
 
 
@@ -65,7 +66,7 @@ def test_muon_routes_hidden_matrices_to_muon_and_the_rest_to_adamw(tiny_lm):
     optimizer = peers.build_peer("muon", tiny_lm)
     muon, adamw = optimizer.optimizers
     muon_ids = {id(p) for g in muon.param_groups for p in g["params"]}
-    assert muon_ids == {id(p) for p in peers.hidden_matrices(tiny_lm)}
+    assert muon_ids == {id(p) for p in hidden_matrices(tiny_lm)}
     assert id(tiny_lm.lm_head.weight) not in muon_ids
     assert id(tiny_lm.model.embed_tokens.weight) not in muon_ids
     assert all(p.dim() == 2 for g in muon.param_groups for p in g["params"])
@@ -96,4 +97,4 @@ def test_state_bytes_count_tensors_held_by_galore_projectors(tiny_lm):
     bases = sum(s["projector"].ortho_matrix.numel() * 4 for s in optimizer.state.values()
                 if "projector" in s)
     assert bases > 0
-    assert optimizer_state_bytes(optimizer) == snsm.state_bytes(optimizer) + bases
+    assert reachable_state_bytes(optimizer) == snsm.state_bytes(optimizer) + bases

@@ -160,7 +160,7 @@ def equivalence(out: Path, rank: int, world: int) -> None:
                                              full_state(reference_optimizer, skip))
         row["state_bytes"] = snsm.state_bytes(optimizer)
         row["estimated_bytes"] = snsm.estimate_state_bytes(
-            make_model(), name, world_size=world, shard_rank=rank,
+            make_model(), name, world_size=world, shard_index=rank,
             **{k: v for k, v in eager.items() if k not in ("lr", "weight_decay")})
         if label in HSDP:  # a (1, 2) mesh: placements (Replicate(), Shard(0))
             mesh = init_device_mesh("cpu", (1, world), mesh_dim_names=("replicate", "shard"))

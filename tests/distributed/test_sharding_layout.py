@@ -15,7 +15,7 @@ from snsm.optim.plan import GroupHParams, state_layout
 from snsm.optim.sharding import ShardProjector, ShardSpec, chunk
 from snsm.measure.peers import peer_state_bytes
 from snsm.projectors import PROJECTORS
-from snsm.measure.sharded import galore_state_bytes
+from snsm.measure.peers import galore_state_bytes
 from snsm.measure.models import llama_skeleton
 
 SHAPES = [(17, 12), (11, 17), (1, 12), (5, 3, 2), (13,)]
@@ -49,7 +49,7 @@ def test_state_pieces_tile_the_single_process_state(hp, shape, world):
     """Split keys: the ranks' pieces add up to the one-process tensor along the split dim;
     replicated keys: every rank holds the one-process shape."""
     whole = state_layout(shape, torch.float32, hp)
-    pieces = [ShardSpec.for_rank(shape, rank, world) for rank in range(world)]
+    pieces = [ShardSpec.for_shard(shape, rank, world) for rank in range(world)]
     layouts = [spec.state_layout(torch.float32, hp) for spec in pieces]
     splits = pieces[0].state_splits(pieces[0].plan(hp))
     for key, (full_shape, dtype) in whole.items():
@@ -68,17 +68,17 @@ def test_subsets_straddling_shards_are_rejected_and_whole_rows_accepted():
     straddle = GroupHParams.from_group(snsm.AdamSN([torch.zeros(1)], subset_size=3)
                                        .param_groups[0])
     with pytest.raises(ValueError, match="straddle"):
-        ShardSpec.for_rank((6, 4), 0, 2).plan(straddle)
+        ShardSpec.for_shard((6, 4), 0, 2).plan(straddle)
     square = GroupHParams.from_group(snsm.AdamSN([torch.zeros(1)], subset_size="sqrt")
                                      .param_groups[0])
-    assert ShardSpec.for_rank((6, 6), 1, 2).plan(square).partition.view == (3, 6)
+    assert ShardSpec.for_shard((6, 6), 1, 2).plan(square).partition.view == (3, 6)
 
 
 @pytest.mark.parametrize("projector", sorted(PROJECTORS))
 @pytest.mark.parametrize("shape", [(9, 4), (4, 9)], ids=str)
 def test_one_shard_holding_every_row_is_the_projector_itself(projector, shape):
     inner = PROJECTORS[projector]
-    sharded = ShardProjector(inner, ShardSpec.for_rank(shape, 0, 1))
+    sharded = ShardProjector(inner, ShardSpec.for_shard(shape, 0, 1))
     grad = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     make = lambda: torch.Generator().manual_seed(1)  # noqa: E731
     want_state, got_state = inner.build(grad, 2, make()), sharded.build(grad, 2, make())
@@ -103,8 +103,8 @@ def test_init_state_allocates_zero_state_without_stepping():
 
 
 def test_estimate_rejects_a_rank_outside_the_world():
-    with pytest.raises(ValueError, match="shard_rank"):
-        snsm.estimate_state_bytes(torch.nn.Linear(3, 3), "adamw", world_size=2, shard_rank=2)
+    with pytest.raises(ValueError, match="shard_index"):
+        snsm.estimate_state_bytes(torch.nn.Linear(3, 3), "adamw", world_size=2, shard_index=2)
 
 
 def test_galore_on_one_gpu_is_the_peer_formula():

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from snsm.lab import EXPERIMENTS, run
-from snsm.lab.report import Result, in_range, markdown_table
+from snsm.lab.report import Result, format_cell, in_range
+from snsm.util.tables import markdown_table
 
 KEYS = {"experiment", "claim", "figure", "expected", "verdict"}
 
@@ -53,7 +54,7 @@ def test_failing_figure_gives_fails():
     result = Result("x", "claim", {"a": 2.0, "b": 0.5}, {"a": (0.0, 1.0), "b": (0.0, 1.0)},
                     [{"a": 2.0}])
     assert result.verdict == "fails" and result.checks == {"a": False, "b": True}
-    assert "OUT" in result.summary() and markdown_table(result.rows).startswith("| a |")
+    assert "OUT" in result.summary() and markdown_table(result.rows, cell=format_cell).startswith("| a |")
 
 
 def test_unknown_experiment_is_a_value_error(tmp_path):

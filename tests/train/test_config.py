@@ -7,7 +7,7 @@ import re
 import pytest
 
 import snsm
-from snsm.train.config import (DEFAULT_LRS, TrainConfig, add_train_arguments, config_from_args,
+from snsm.train.config import (TrainConfig, add_train_arguments, config_from_args,
                                config_from_dict, default_lr, load_config_file, parse_opt,
                                parse_opt_value, validate)
 
@@ -20,7 +20,7 @@ def test_defaults_are_valid_and_round_trip_through_json():
     config = validate(TrainConfig())
     assert (config.preset, config.optimizer, config.steps, config.parallel) == (
         "tiny", "adamw_snsm", 200, "none")
-    assert config.resolved_lr == DEFAULT_LRS["adamw_snsm"] == 3e-2
+    assert config.resolved_lr == snsm.get_spec("adamw_snsm").harness_lr == 3e-2
     data = json.loads(json.dumps(config.to_dict()))
     assert config_from_dict(data) == config
     assert TrainConfig().optimizer_args is not TrainConfig().optimizer_args
@@ -33,12 +33,11 @@ def test_cache_dir_default_follows_the_environment(monkeypatch):
     assert TrainConfig().cache_dir == "~/.cache/snsm"
 
 
-def test_default_lrs_cover_the_registry_and_fall_back_to_the_class_default(monkeypatch):
-    assert set(DEFAULT_LRS) <= set(snsm.list_optimizers())
+def test_default_lr_is_the_registry_harness_lr():
+    for name in snsm.list_optimizers():
+        assert default_lr(name) == snsm.get_spec(name).harness_lr > 0
     assert default_lr("adamw") == 3e-3 and default_lr("adagrad_snsm") == 1.0
     assert TrainConfig(optimizer="adamw", lr=1e-4).resolved_lr == 1e-4
-    monkeypatch.delitem(DEFAULT_LRS, "rmsprop_sn")
-    assert default_lr("rmsprop_sn") == 0.002  # RMSpropSN's own default
     with pytest.raises(ValueError, match="unknown optimizer 'lion'"):
         default_lr("lion")
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from snsm.train.models import PRESETS, ModelPreset, build_model, count_parameters, model_config
+from snsm.measure.models import ModelShape as ModelPreset
+from snsm.train.models import PRESETS, build_model, count_parameters, model_config
 
 
 def expected_parameters(preset: str, vocab: int) -> int:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
-import statistics
 from pathlib import Path
 
+from snsm.bench.report import format_table
+from snsm.bench.run_one import RunResult
+from snsm.bench.summary import summarize
 from snsm.train.checkpoint import CHECKPOINT_NAME
 from snsm.train.config import TrainConfig, default_lr
-from snsm.train.loop import METRICS_NAME, _read_records, train
+from snsm.train.loop import METRICS_NAME, read_records, train
 from snsm.train.plots import plot_curves
 
 logger = logging.getLogger(__name__)
@@ -30,46 +31,10 @@ DEMO_OPTIMIZERS = {
 }
 
 
-def steps_to_reach(records: list[dict], target: float) -> int | None:
-    """The first evaluated step whose validation loss is <= target (None if never)."""
-    for record in records:
-        if "val_loss" in record and record["val_loss"] <= target:
-            return record["step"]
-    return None
-
-
-def summarize(runs: dict[str, list[dict]], lrs: dict[str, float]) -> list[dict]:
-    """One row per optimizer: final validation loss, steps to AdamW's, memory, step time."""
-    evals = {name: [r for r in records if "val_loss" in r] for name, records in runs.items()}
-    baseline = evals["adamw"][-1]["val_loss"]
-    baseline_steps = steps_to_reach(runs["adamw"], baseline)
-    baseline_bytes = next(r["state_bytes"] for r in reversed(runs["adamw"]) if "state_bytes" in r)
-    rows = []
-    for name, records in runs.items():
-        train_records = [r for r in records if "loss" in r]
-        final = evals[name][-1]["val_loss"]
-        reached = steps_to_reach(records, baseline)
-        state = train_records[-1]["state_bytes"]
-        rows.append({
-            "optimizer": name, "lr": lrs[name], "final_val_loss": round(final, 4),
-            "final_val_ppl": round(math.exp(final), 2), "steps_to_adamw_final": reached,
-            "steps_ratio_vs_adamw": round(reached / baseline_steps, 3) if reached else None,
-            "state_bytes": state, "state_pct_of_adamw": round(100 * state / baseline_bytes, 1),
-            "median_step_s": round(statistics.median(r["step_time"] for r in train_records), 4)})
-    return rows
-
-
-def format_table(rows: list[dict]) -> str:
-    """A markdown table of the rows."""
-    header = ("| optimizer | lr | final val loss | final val ppl | steps to AdamW's final "
-              "| ratio | state MiB | % of AdamW | median step s |")
-    lines = [header, "|" + "---|" * 9]
-    for r in rows:
-        lines.append(f"| {r['optimizer']} | {r['lr']:g} | {r['final_val_loss']:.4f} | "
-                     f"{r['final_val_ppl']:.2f} | {r['steps_to_adamw_final'] or 'never'} | "
-                     f"{r['steps_ratio_vs_adamw'] or '-'} | {r['state_bytes'] / 2**20:.2f} | "
-                     f"{r['state_pct_of_adamw']:.1f} | {r['median_step_s']:.3f} |")
-    return "\n".join(lines)
+def _as_run(name: str, lr: float, seed: int, records: list[dict]) -> RunResult:
+    """A finished harness run as the bench's record of it (state bytes from its metrics)."""
+    state = next(r["state_bytes"] for r in reversed(records) if "state_bytes" in r)
+    return RunResult(name, lr, seed, records, state, opt_step_times=[])
 
 
 def run_demo(out: str | Path = "runs/demo", base: TrainConfig | None = None) -> list[dict]:
@@ -86,10 +51,10 @@ def run_demo(out: str | Path = "runs/demo", base: TrainConfig | None = None) -> 
         if (run_dir / CHECKPOINT_NAME).exists():  # an earlier demo: finish (or reuse) it
             config = dataclasses.replace(config, resume=str(run_dir))
         train(config)
-        runs[name] = _read_records(run_dir / METRICS_NAME)
+        runs[name] = [_as_run(name, config.lr, base.seed, read_records(run_dir / METRICS_NAME))]
         lrs[name] = config.lr
-    rows = summarize(runs, lrs)
-    plot_curves(runs, out / "demo.png")
+    rows, _ = summarize(runs, lrs)
+    plot_curves({name: run[0].records for name, run in runs.items()}, out / "demo.png")
     (out / "results.json").write_text(json.dumps({"rows": rows, "config": base.to_dict()},
                                                  indent=2, default=str))
     (out / "table.md").write_text(format_table(rows) + "\n")

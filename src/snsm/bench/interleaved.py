@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import logging
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
-from snsm.bench.contenders import Contender, OptimizerFactory
+from snsm.bench.contenders import Contender, ContenderFactory
+from snsm.measure.timing import time_ms
 from snsm.train.config import TrainConfig
 from snsm.train.models import build_model
 from snsm.train.tokens import TokenData, get_batch
@@ -51,7 +51,7 @@ def interleaved_step_times(contenders: list[tuple[Contender, float, float | None
         if initial_state is not None:
             model.load_state_dict(initial_state)
         model.to(device)
-        factory = OptimizerFactory(contender, lr, plain_lr)
+        factory = ContenderFactory(contender, lr, plain_lr)
         entries.append((contender.label, model, factory(model, base), factory.timer, []))
     seq_len = entries[0][1].config.max_position_embeddings if entries else 0
     for r in range(rounds):
@@ -60,14 +60,10 @@ def interleaved_step_times(contenders: list[tuple[Contender, float, float | None
                 inputs, targets = get_batch(data.train, r * steps_per_round + k,
                                             base.batch_size, seq_len, 0)
                 inputs, targets = inputs.to(device), targets.to(device)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                _train_step(model, optimizer, inputs, targets, base.grad_clip)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
+                seconds = time_ms(lambda: _train_step(model, optimizer, inputs, targets,
+                                                      base.grad_clip), [device]) / 1e3
                 if r > 0:
-                    times.append(time.perf_counter() - start)
+                    times.append(seconds)
         logger.info("timing: round %d of %d done", r + 1, rounds)
     warm = steps_per_round  # the opt-step times of round 0
     return {label: {"step_s": statistics.median(times),

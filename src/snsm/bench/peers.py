@@ -22,6 +22,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from snsm.optim.routing import hidden_matrices, split_params
+
 logger = logging.getLogger(__name__)
 
 
@@ -49,21 +51,6 @@ def _import(module: str, package: str):
     except ImportError as exc:
         raise PeerUnavailable(f"{module} is not installed (pip install {package}); "
                               f"install the peers extra: pip install 'snsm[peers]'") from exc
-
-
-def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
-    """The 2-D ``nn.Linear`` weights of the transformer blocks: not the embedding or lm_head."""
-    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    skip = {id(output.weight)} if output is not None else set()
-    return [m.weight for m in model.modules()
-            if isinstance(m, nn.Linear) and m.weight.requires_grad and id(m.weight) not in skip]
-
-
-def split_params(model: nn.Module, chosen: list[nn.Parameter]) -> tuple[list, list]:
-    """(chosen, every other trainable parameter), each parameter once."""
-    ids = {id(p) for p in chosen}
-    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-    return chosen, rest
 
 
 class _MergedState(Mapping):
@@ -271,13 +258,3 @@ def build_peer(name: str, model: nn.Module, lr: float | None = None,
     if lr is not None and not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     return peer.build(model, lr if lr is not None else peer.lr, weight_decay, peer.hparams)
-
-
-def peer_version(name: str) -> str:
-    """The installed version of the peer's package, or ``"not installed"``."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(get_peer(name).package)
-    except PackageNotFoundError:
-        return "not installed"

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from snsm.util.tables import markdown_table
+
 ROW_KEYS = ("optimizer", "lr", "final_val_loss", "final_val_ppl", "steps_to_adamw_final",
             "steps_ratio_vs_adamw", "state_bytes", "state_pct_of_adamw",
             "step_time_ratio_vs_adamw", "seeds")
@@ -46,23 +48,29 @@ def _fmt(value: Any, spec: str = "", none: str = "-") -> str:
     return format(value, spec) if spec else str(value)
 
 
+def _loss(row: dict) -> str:
+    if row["final_val_loss"] is None:
+        return "diverged"
+    return f"{row['final_val_loss']:.4f} ± {row.get('final_val_loss_std', 0.0):.4f}"
+
+
+# The main table: quality, steps to AdamW's final loss, memory, time.
+COLUMNS = [
+    ("optimizer", "optimizer"), ("lr", lambda r: f"{r['lr']:g}"),
+    ("final val loss (± sd)", _loss), ("final val ppl", lambda r: _fmt(r["final_val_ppl"], ".2f")),
+    ("steps to AdamW's final", lambda r: _fmt(r["steps_to_adamw_final"], none="never")),
+    ("ratio", lambda r: _fmt(r["steps_ratio_vs_adamw"])),
+    ("state MiB", lambda r: f"{r['state_bytes'] / 2**20:.2f}"),
+    ("% of AdamW", lambda r: _fmt(r["state_pct_of_adamw"], ".1f")),
+    ("step s", lambda r: _fmt(r.get("median_step_s"), ".3f")),
+    ("ratio", lambda r: _fmt(r["step_time_ratio_vs_adamw"])),
+    ("opt step ms", lambda r: _fmt(r.get("median_opt_step_ms"), ".2f")),
+    ("ratio", lambda r: _fmt(r.get("opt_step_ratio_vs_adamw"))), ("seeds", "seeds")]
+
+
 def format_table(rows: list[dict]) -> str:
-    """The main markdown table: quality, steps to AdamW's final loss, memory, time."""
-    lines = ["| optimizer | lr | final val loss (± sd) | final val ppl | steps to AdamW's final "
-             "| ratio | state MiB | % of AdamW | step s | ratio | opt step ms | ratio | seeds |",
-             "|" + "---|" * 13]
-    for r in rows:
-        loss = "diverged" if r["final_val_loss"] is None else (
-            f"{r['final_val_loss']:.4f} ± {r.get('final_val_loss_std', 0.0):.4f}")
-        lines.append(
-            f"| {r['optimizer']} | {r['lr']:g} | {loss} | {_fmt(r['final_val_ppl'], '.2f')} | "
-            f"{_fmt(r['steps_to_adamw_final'], none='never')} | "
-            f"{_fmt(r['steps_ratio_vs_adamw'])} | {r['state_bytes'] / 2**20:.2f} | "
-            f"{_fmt(r['state_pct_of_adamw'], '.1f')} | {_fmt(r.get('median_step_s'), '.3f')} | "
-            f"{_fmt(r['step_time_ratio_vs_adamw'])} | "
-            f"{_fmt(r.get('median_opt_step_ms'), '.2f')} | "
-            f"{_fmt(r.get('opt_step_ratio_vs_adamw'))} | {r['seeds']} |")
-    return "\n".join(lines)
+    """The main markdown table (:data:`COLUMNS`)."""
+    return markdown_table(rows, COLUMNS)
 
 
 def _row(rows: list[dict], name: str) -> dict | None:
@@ -120,12 +128,13 @@ def _goal_lines(goals: list[dict]) -> list[str]:
 def _tuning_lines(tuning: dict) -> list[str]:
     if not tuning:
         return ["No tuning: every contender ran at its recommended lr."]
-    lines = ["| optimizer | steps | lr: final val loss | chosen |", "|---|---|---|---|"]
-    for label, t in tuning.items():
-        points = ", ".join(f"{float(lr):g}: " + ("diverged" if v is None else f"{v:.4f}")
-                           for lr, v in t["grid"].items())
-        lines.append(f"| {label} | {t['steps']} | {points} | {t['chosen']:g} |")
-    return lines
+    rows = [{"optimizer": label, "steps": t["steps"], "chosen": f"{t['chosen']:g}",
+             "lr: final val loss": ", ".join(
+                 f"{float(lr):g}: " + ("diverged" if v is None else f"{v:.4f}")
+                 for lr, v in t["grid"].items())} for label, t in tuning.items()]
+    return [markdown_table(rows, [("optimizer", "optimizer"), ("steps", "steps"),
+                                  ("lr: final val loss", "lr: final val loss"),
+                                  ("chosen", "chosen")])]
 
 
 def plot_val_curves(curves: dict[str, dict], path: Path, title: str,
@@ -215,12 +224,11 @@ def render_markdown(results: dict) -> str:
     lines += ["## Goals", "", *_goal_lines(check_goals(results)), ""]
     lines += ["## Learning rates", "", *_tuning_lines(results.get("tuning", {})), ""]
     if results.get("contenders"):
-        lines += ["## Contenders", "", "| optimizer | package | version | license | routing |",
-                  "|---|---|---|---|---|"]
-        for label, info in results["contenders"].items():
-            lines.append(f"| {label} | {info.get('package', '')} | {info.get('version', '')} | "
-                         f"{info.get('license', '')} | {info.get('description', '')} |")
-        lines.append("")
+        contenders = [{"optimizer": label, **info} for label, info in
+                      results["contenders"].items()]
+        lines += ["## Contenders", "", markdown_table(contenders, [
+            ("optimizer", "optimizer"), ("package", "package"), ("version", "version"),
+            ("license", "license"), ("routing", "description")]), ""]
     skipped = results.get("skipped", [])
     lines += ["## Skipped", ""]
     lines += [f"- {s['optimizer']}: {s['reason']}" for s in skipped] or ["None."]
@@ -228,8 +236,8 @@ def render_markdown(results: dict) -> str:
     if scale:
         lines += ["", f"## State memory at paper scale (`snsm memory`, "
                       f"{results['memory_at_scale']['setting']})", "",
-                  "| optimizer | GiB | % of AdamW |", "|---|---|---|"]
-        lines += [f"| {r['optimizer']} | {r['gib']} | {r['pct_of_adamw']} |" for r in scale]
+                  markdown_table(scale, [("optimizer", "optimizer"), ("GiB", "gib"),
+                                         ("% of AdamW", "pct_of_adamw")])]
     return "\n".join(lines) + "\n"
 
 

@@ -18,11 +18,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from snsm.bench.contenders import Contender, OptimizerFactory
-from snsm.measure.reachable import optimizer_state_bytes
+from snsm.bench.contenders import Contender, ContenderFactory
+from snsm.measure.memory import reachable_state_bytes
 from snsm.train.checkpoint import CHECKPOINT_NAME
 from snsm.train.config import TrainConfig
-from snsm.train.loop import METRICS_NAME, TrainingError, _read_records, train
+from snsm.train.loop import METRICS_NAME, TrainingError, read_records, train
 from snsm.train.tokens import TokenData
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def _load_finished(run_dir: Path, contender: Contender, lr: float, seed: int,
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
-    records = _read_records(run_dir / METRICS_NAME) if (run_dir / METRICS_NAME).is_file() else []
+    records = read_records(run_dir / METRICS_NAME) if (run_dir / METRICS_NAME).is_file() else []
     if saved.get("config") != _identity(contender, config):
         return None
     return RunResult(contender.label, lr, seed, records, saved["state_bytes"],
@@ -93,7 +93,7 @@ def run_one(contender: Contender, lr: float, plain_lr: float | None, base: Train
         return finished
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    factory = OptimizerFactory(contender, lr, plain_lr)
+    factory = ContenderFactory(contender, lr, plain_lr)
     logger.info("bench: %s lr %g seed %d, %d steps -> %s", contender.label, lr, seed,
                 base.steps, run_dir)
     failed = None
@@ -103,8 +103,8 @@ def run_one(contender: Contender, lr: float, plain_lr: float | None, base: Train
         failed = str(exc)
         logger.warning("bench: %s lr %g diverged: %s", contender.label, lr, exc)
     (run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
-    state = optimizer_state_bytes(factory.optimizer) if factory.optimizer is not None else 0
-    result = RunResult(contender.label, lr, seed, _read_records(run_dir / METRICS_NAME),
+    state = reachable_state_bytes(factory.optimizer) if factory.optimizer is not None else 0
+    result = RunResult(contender.label, lr, seed, read_records(run_dir / METRICS_NAME),
                        state, factory.timer.times, failed)
     (run_dir / BENCH_NAME).write_text(json.dumps(
         {"label": contender.label, "lr": lr, "seed": seed, "steps": base.steps,

@@ -14,9 +14,6 @@ import dataclasses
 import json
 import logging
 import os
-import platform
-import subprocess
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,9 +26,11 @@ from snsm.bench.run_one import RunResult, run_one
 from snsm.bench.suites import LR_FROM, Suite
 from snsm.bench.summary import summarize
 from snsm.bench.tuning import tune_lr
+from snsm.measure.memory import memory_rows
 from snsm.train.config import TrainConfig
 from snsm.train.corpora import load_corpus
 from snsm.train.tokens import prepare_tokens
+from snsm.util.environment import environment, package_version
 
 logger = logging.getLogger(__name__)
 
@@ -39,54 +38,24 @@ VERSIONED = ("snsm", "torch", "transformers", "tokenizers", "numpy", "pytorch_op
              "adam-mini", "bitsandbytes", "lion-pytorch", "matplotlib")
 
 
-def environment() -> dict:
-    """Machine, Python, threads and package versions, for the record."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in
-                   Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    versions = {}
-    for name in VERSIONED:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = "not installed"
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=False).stdout.strip() or None
-    except OSError:
-        commit = None
-    return {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "python": platform.python_version(), "platform": platform.platform(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "git_commit": commit, "versions": versions}
-
-
 def _ordered(contenders: tuple[Contender, ...]) -> list[Contender]:
-    rank = {False: 0, True: 2}
-    return sorted(contenders, key=lambda c: (c.label != "adamw",
-                                             1 if c.label in LR_FROM else rank[c.peer]))
+    """AdamW first, then ours, the ablations (which take ours' tuned lr), then the peers."""
+    def order(c: Contender) -> tuple[bool, int]:
+        return c.label != "adamw", 1 if c.label in LR_FROM else (2 if c.peer else 0)
+    return sorted(contenders, key=order)
 
 
 def _contender_info(c: Contender) -> dict:
     if c.peer:
         peer = peer_lib.get_peer(c.optimizer)
-        return {"kind": "peer", "package": peer.package, "version": peer_lib.peer_version(
-            c.optimizer), "license": peer.license, "description": peer.routing}
-    from importlib.metadata import version
-    return {"kind": "ours", "package": "snsm", "version": version("snsm"),
+        return {"kind": "peer", "package": peer.package, "version": package_version(peer.package),
+                "license": peer.license, "description": peer.routing}
+    return {"kind": "ours", "package": "snsm", "version": package_version("snsm"),
             "license": "Apache-2.0", "description": c.describe()}
 
 
 def memory_at_scale() -> dict:
     """``snsm memory`` rows at LLaMA-1B, bf16 states, rank 512, bases not counted (the paper's)."""
-    from snsm.cli import memory_rows
-
     rows = memory_rows("llama-1b", torch.bfloat16, 512, include_bases=False, peers=True)
     pct = next(r["pct_of_adamw"] for r in rows if r["optimizer"] == "adamw_snsm")
     return {"setting": "LLaMA-1B, bf16 states, rank 512, projector bases not counted",
@@ -186,7 +155,7 @@ def run_suite(suite: Suite, out: str | os.PathLike, work: str | os.PathLike,
     (out / "config.json").write_text(json.dumps(
         {"suite": suite.name, "options": dataclasses.asdict(options), "train": config,
          "contenders": [dataclasses.asdict(c) for c in suite.contenders]}, indent=2) + "\n")
-    (out / "environment.json").write_text(json.dumps(environment(), indent=2) + "\n")
+    (out / "environment.json").write_text(json.dumps(environment(VERSIONED), indent=2) + "\n")
     write_report(results, out)
     return results
 

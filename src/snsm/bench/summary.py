@@ -20,9 +20,16 @@ import math
 import statistics
 
 from snsm.bench.run_one import RunResult
-from snsm.bench.demo import steps_to_reach
 
 WARMUP_STEPS = 3  # the first steps allocate state and warm caches: left out of the medians
+
+
+def steps_to_reach(records: list[dict], target: float) -> int | None:
+    """The first evaluated step whose validation loss is <= target (None if never)."""
+    for record in records:
+        if "val_loss" in record and record["val_loss"] <= target:
+            return record["step"]
+    return None
 
 
 def mean_curve(runs: list[RunResult]) -> tuple[list[int], list[float]]:

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from snsm.bench.contenders import ROUTES
+from snsm.optim.routing import ROUTES
 
 
 def _positive(text: str) -> int:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from snsm.util.tables import text_table
+
 Range = tuple[float | None, float | None]
 
 
@@ -59,7 +61,7 @@ class Result:
 
     def summary(self) -> str:
         """Claim, table, figure against its ranges, verdict: the text the CLI prints."""
-        lines = [f"== {self.experiment} ==", f"claim: {self.claim}", format_table(self.rows), ""]
+        lines = [f"== {self.experiment} ==", f"claim: {self.claim}", text_table(self.rows, cell=format_cell), ""]
         for name, value in self.figure.items():
             bounds = self.expected.get(name)
             where = "" if bounds is None else (
@@ -86,23 +88,9 @@ def _round(value: Any) -> Any:
     return value
 
 
-def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Rows as aligned text columns (keys of the first row)."""
-    if not rows:
-        return "(no rows)"
-    keys = list(rows[0])
-    body = [[str(_round(row.get(key, ""))) for key in keys] for row in rows]
-    widths = [max(len(line[i]) for line in [keys, *body]) for i in range(len(keys))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
-                     for line in [keys, ["-" * w for w in widths], *body])
-
-
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Rows as a GitHub markdown table."""
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(_round(row.get(k, ""))) for k in keys) + " |" for row in rows]
-    return "\n".join(lines)
+def format_cell(value: Any) -> str:
+    """A table cell: floats to 4 significant digits (see :func:`_round`)."""
+    return str(_round(value))
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:

@@ -1,4 +1,14 @@
-"""Optimizer-state memory: measured from the state tensors, or estimated without stepping."""
+"""Optimizer-state memory: measured from live state tensors, or estimated without stepping.
+
+* :func:`state_bytes`: the tensors directly in ``optimizer.state`` (ours).
+* :func:`reachable_state_bytes`: every tensor reachable from a state entry through
+  lists, tuples, dicts and object attributes, counted once by storage (peers keep
+  tensors inside helper objects: GaLore's projector holds its basis).
+* :func:`estimate_state_bytes`: from shapes alone, with the layout that allocates
+  the state (:func:`snsm.optim.plan.state_layout`), so estimate and measurement
+  agree exactly; also per GPU under FSDP2.
+* :func:`memory_rows`: the table of ``snsm memory`` at the paper's LLaMA shapes.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +17,13 @@ import math
 import torch
 from torch import nn
 
+from snsm.measure.models import LLAMA_SHAPES, llama_skeleton
+from snsm.measure.peers import PEER_FORMULAS, peer_state_bytes
 from snsm.optim.plan import GroupHParams, state_layout
+from snsm.optim.registry import create_optimizer, get_spec, list_optimizers
 from snsm.optim.sharding import ShardSpec
-from snsm.optim.registry import create_optimizer
 
+GIB = 2**30
 PROJECTOR_KEYS = frozenset({"basis", "indices"})
 
 
@@ -31,26 +44,56 @@ def state_bytes(optimizer: torch.optim.Optimizer, include_bases: bool = True) ->
     return total
 
 
+def _tensors(value, seen: set[int], depth: int = 0):
+    if depth > 4 or id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item, seen, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item, seen, depth + 1)
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        for item in vars(value).values():
+            yield from _tensors(item, seen, depth + 1)
+
+
+def reachable_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of the distinct tensor storages reachable from ``optimizer.state``."""
+    seen: set[int] = set()
+    storages: dict[tuple, int] = {}
+    for state in optimizer.state.values():
+        for tensor in _tensors(state, seen):
+            key = (tensor.device.type, tensor.untyped_storage().data_ptr())
+            nbytes = tensor.untyped_storage().nbytes()
+            storages[key] = max(storages.get(key, 0), nbytes) if key[1] else nbytes
+    return sum(storages.values())
+
+
 def estimate_state_bytes(model: nn.Module, name: str, dtype: torch.dtype | None = None,
-                         include_bases: bool = True, world_size: int = 1, shard_rank: int = 0,
+                         include_bases: bool = True, world_size: int = 1, shard_index: int = 0,
                          **hparams) -> int:
     """Bytes the state of optimizer ``name`` will hold after one step on every parameter.
 
     Computed from shapes alone, so ``model`` may live on the ``meta`` device.
     ``dtype`` overrides the parameters' dtype (for example ``torch.bfloat16``).
-    With ``world_size`` > 1: the bytes rank ``shard_rank`` holds when every parameter is
-    sharded on dim 0 over ``world_size`` ranks as FSDP2 does (rank 0 holds the most);
+    With ``world_size`` > 1: the bytes shard ``shard_index`` holds when every parameter is
+    sharded on dim 0 over ``world_size`` ranks as FSDP2 does (shard 0 holds the most);
     see :mod:`snsm.optim.sharding` for which state is sharded and which replicated.
     """
-    if not 0 <= shard_rank < world_size:
-        raise ValueError(f"shard_rank must be in [0, world_size={world_size}), got {shard_rank}")
+    if not 0 <= shard_index < world_size:
+        raise ValueError(f"shard_index must be in [0, world_size={world_size}), "
+                         f"got {shard_index}")
     optimizer = create_optimizer(model, name, **hparams)
     total = 0
     for group in optimizer.param_groups:
         hp = GroupHParams.from_group(group)
         for param in group["params"]:
             if world_size > 1 and param.dim() > 0:
-                shard = ShardSpec.for_rank(tuple(param.shape), shard_rank, world_size)
+                shard = ShardSpec.for_shard(tuple(param.shape), shard_index, world_size)
                 layout = shard.state_layout(dtype or param.dtype, hp)
             else:
                 layout = state_layout(tuple(param.shape), dtype or param.dtype, hp)
@@ -58,3 +101,32 @@ def estimate_state_bytes(model: nn.Module, name: str, dtype: torch.dtype | None 
                 if include_bases or key not in PROJECTOR_KEYS:
                     total += math.prod(shape) * torch.empty((), dtype=item_dtype).element_size()
     return total
+
+
+def rank_hparams(name: str, rank: int) -> dict:
+    """``{"rank": rank}`` for an optimizer that takes a projection rank, else ``{}``."""
+    return {"rank": rank} if get_spec(name).takes_rank else {}
+
+
+def memory_rows(model: str, dtype: torch.dtype, rank: int, include_bases: bool,
+                peers: bool = False) -> list[dict]:
+    """Optimizer-state GiB per optimizer for a LLaMA shape, against AdamW.
+
+    ``peers`` adds the peers' rows (:mod:`snsm.measure.peers`, from their documented layouts).
+    """
+    skeleton = llama_skeleton(model)
+    rows = []
+    for name in list_optimizers():
+        total = estimate_state_bytes(skeleton, name, dtype=dtype, include_bases=include_bases,
+                                     **rank_hparams(name, rank))
+        rows.append({"optimizer": name, "bytes": total})
+    if peers:
+        for name in PEER_FORMULAS:
+            total = peer_state_bytes(skeleton, name, dtype=dtype, rank=rank,
+                                     heads=LLAMA_SHAPES[model].heads, include_bases=include_bases)
+            rows.append({"optimizer": name, "bytes": total})
+    adamw = next(row["bytes"] for row in rows if row["optimizer"] == "adamw")
+    for row in rows:
+        row["gib"] = round(row["bytes"] / GIB, 2)
+        row["pct_of_adamw"] = round(100 * row["bytes"] / adamw, 1)
+    return rows

@@ -29,6 +29,10 @@ import math
 import torch
 from torch import nn
 
+from snsm.optim.routing import hidden_matrices, split_params
+from snsm.optim.sharding import ShardProjector, ShardSpec
+from snsm.projectors import SVDProjector
+
 BNB_MIN_8BIT = 4096
 BNB_BLOCK = 256
 FP32 = 4
@@ -38,25 +42,35 @@ PEER_FORMULAS = ("adafactor", "adamw8bit", "muon", "galore", "fira", "apollo", "
 
 def _hidden_and_rest(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(block matrices, everything else: embedding, lm_head, vectors)."""
-    lm_head = getattr(model, "lm_head", None)
-    skip = {id(lm_head.weight)} if lm_head is not None else set()
-    hidden = [m.weight for m in model.modules()
-              if isinstance(m, nn.Linear) and id(m.weight) not in skip]
-    ids = {id(p) for p in hidden}
-    return hidden, [p for p in model.parameters() if id(p) not in ids]
+    return split_params(model, hidden_matrices(model))
 
 
 def _adamw(params, b: int) -> int:
     return sum(2 * b * p.numel() for p in params)
 
 
-def _projected(params, b: int, rank: int, basis: bool) -> int:
+def _elements(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
+
+
+def galore_state_bytes(model: nn.Module, dtype: torch.dtype, rank: int, world_size: int = 1,
+                       shard_index: int = 0, include_bases: bool = True) -> int:
+    """Bytes of GaLore's state on shard ``shard_index`` of ``world_size`` (see the module doc)."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    matrices = {id(p) for p in hidden_matrices(model)}
     total = 0
-    for p in params:
-        m, n = p.shape
-        r = min(rank, m, n)
-        total += 2 * b * r * max(m, n) + (b * r * min(m, n) if basis else 0)
-    return total
+    for param in model.parameters():
+        shard = ShardSpec.for_shard(tuple(param.shape), shard_index, world_size)
+        if id(param) not in matrices:
+            total += 2 * _elements(shard.local_shape)
+            continue
+        projector = ShardProjector(SVDProjector(), shard)
+        local = (shard.rows, _elements(param.shape[1:]))
+        total += 2 * _elements(projector.low_shape(local, rank))
+        if include_bases:
+            (basis_shape, _), = projector.state_layout(local, rank, dtype).values()
+            total += _elements(basis_shape)
+    return total * itemsize
 
 
 def _bnb8(p: nn.Parameter, embedding: bool) -> int:
@@ -94,7 +108,8 @@ def peer_state_bytes(model: nn.Module, name: str, dtype: torch.dtype | None = No
         return sum(b * p.numel() for p in hidden) + _adamw(rest, b)
     if name in ("galore", "fira", "apollo"):
         basis = include_bases and name != "apollo"
-        return _projected(hidden, b, rank, basis) + _adamw(rest, b)
+        return galore_state_bytes(model, dtype or params[0].dtype, rank,
+                                  include_bases=basis)
     if name == "adam_mini":
         if heads is None:
             raise ValueError("adam_mini needs heads (the attention heads per layer)")

@@ -18,25 +18,24 @@ temporaries slow the AdamW steps next to them. Reported times are medians.
 from __future__ import annotations
 
 import gc
-import inspect
 import logging
 import statistics
-import time
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
-from snsm.util import checks as check
-from snsm.optim import SNSM
-from snsm.projectors import PROJECTORS
-from snsm.optim.registry import OPTIMIZERS, create_optimizer, list_optimizers
-from snsm.rules.momentum import is_refresh
 from snsm.measure.models import LLAMA_SHAPES, llama_skeleton
+from snsm.measure.timing import time_ms
+from snsm.optim import SNSM
+from snsm.optim.registry import create_optimizer, get_spec, list_optimizers
+from snsm.projectors import PROJECTORS
+from snsm.rules.momentum import is_refresh
+from snsm.util import checks as check
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["measure_speed", "takes_projector"]
+__all__ = ["measure_speed", "merge_compiled"]
 
 # Seed of the local generator that draws the skeleton's parameters and the gradients.
 _SEED = 0
@@ -45,11 +44,6 @@ _PARAM_STD = 0.02
 _GRAD_STD = 1e-3
 # Untimed baseline steps before the first round.
 _BASELINE_WARM_UP = 3
-
-
-def takes_projector(name: str) -> bool:
-    """Whether the registry's optimizer ``name`` has a Subspace-Momentum projector."""
-    return "projector" in inspect.signature(OPTIMIZERS[name]).parameters
 
 
 def _check_arguments(model, optimizers, repeats, update_gap, compile, projectors) -> list[str]:
@@ -71,13 +65,11 @@ def _check_arguments(model, optimizers, repeats, update_gap, compile, projectors
                              f"got {optimizers!r}")
         names = list(optimizers)
         for name in names:
-            if name not in OPTIMIZERS:
-                raise ValueError(f"unknown optimizer {name!r}; choose one of "
-                                 f"{', '.join(OPTIMIZERS)}")
+            get_spec(name)  # ValueError naming the registry's names
     if isinstance(projectors, str):
         raise ValueError(f"projectors must be a tuple of names, got the string {projectors!r}")
     projectors = tuple(projectors)
-    if not projectors and any(takes_projector(name) for name in names):
+    if not projectors and any(get_spec(name).takes_projector for name in names):
         raise ValueError("projectors is empty but some optimizers need one; "
                          f"choose from {', '.join(PROJECTORS)}")
     for projector in projectors:
@@ -112,32 +104,12 @@ def _assign_gradients(params: list[Tensor], generator: torch.Generator) -> None:
         param.grad = grad.to(param.device)
 
 
-def _synchronize(devices: set[torch.device]) -> None:
-    for device in devices:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-
 def _stepper(optimizer: torch.optim.Optimizer, compile: bool) -> Callable[[], object]:
     """The step to time: an SNSM built with ``compile=True`` compiles its own update;
     a torch optimizer is compiled the way torch documents, ``torch.compile(opt.step)``."""
     if not compile or isinstance(optimizer, SNSM):
         return optimizer.step
     return torch.compile(optimizer.step, fullgraph=False)
-
-
-class _Timer:
-    """Runs steps and times them (ms, perf_counter around the call), synchronizing CUDA."""
-
-    def __init__(self, devices: set[torch.device]):
-        self.devices = devices
-
-    def __call__(self, step: Callable[[], object]) -> float:
-        _synchronize(self.devices)
-        start = time.perf_counter()
-        step()
-        _synchronize(self.devices)
-        return (time.perf_counter() - start) * 1e3
 
 
 def _warm_up(step: Callable[[], object], label: str, compile: bool) -> None:
@@ -154,7 +126,7 @@ def _warm_up(step: Callable[[], object], label: str, compile: bool) -> None:
 
 def _measure_row(model: nn.Module, name: str, projector: str | None, repeats: int,
                  update_gap: int, compile: bool, adamw_step: Callable[[], object],
-                 timer: _Timer) -> dict:
+                 devices: set[torch.device]) -> dict:
     label = name if projector is None else f"{name} ({projector})"
     hparams = {} if projector is None else {"projector": projector, "update_gap": update_gap}
     if compile:
@@ -178,18 +150,18 @@ def _measure_row(model: nn.Module, name: str, projector: str | None, repeats: in
 
     adamw_times, regular_times, refresh_times = [], [], []
     for _ in range(repeats):
-        adamw_times.append(timer(adamw_step))
+        adamw_times.append(time_ms(adamw_step, devices))
         if projector is not None and update_gap > 1 \
                 and is_refresh(regular_steps_taken + 1, update_gap):
             # The next regular step would refresh the projector: take it untimed.
             regular_step()
             regular_steps_taken += 1
-        regular_times.append(timer(regular_step))
+        regular_times.append(time_ms(regular_step, devices))
         regular_steps_taken += 1
     # Refreshes (seconds of SVD/QR and large temporaries) are timed after the rounds,
     # so that they do not disturb the AdamW steps the regular steps are compared with.
     if refresh_step is not None:
-        refresh_times = [timer(refresh_step) for _ in range(repeats)]
+        refresh_times = [time_ms(refresh_step, devices) for _ in range(repeats)]
 
     adamw_ms = statistics.median(adamw_times)
     step_ms = statistics.median(regular_times)
@@ -251,7 +223,6 @@ def measure_speed(model: str | nn.Module, optimizers: list[str] | None = None, r
         raise ValueError("model has no trainable parameters")
     saved_grads = [p.grad for p in params]
     devices = {p.device for p in params}
-    timer = _Timer(devices)
     numel = sum(p.numel() for p in params)
     logger.info("speed: %s, %.1fM trainable parameters, %d threads, repeats=%d, update_gap=%d%s",
                 model if isinstance(model, str) else type(model).__name__, numel / 1e6,
@@ -265,12 +236,22 @@ def measure_speed(model: str | nn.Module, optimizers: list[str] | None = None, r
             adamw_step()  # the first steps of a fresh process are slow (allocator, caches)
         rows = []
         for name in names:
-            for projector in (projectors if takes_projector(name) else (None,)):
+            for projector in (projectors if get_spec(name).takes_projector else (None,)):
                 rows.append(_measure_row(module, name, projector, repeats, update_gap, compile,
-                                         adamw_step, timer))
+                                         adamw_step, devices))
         del adamw_step, adamw
         gc.collect()
         return rows
     finally:
         for param, grad in zip(params, saved_grads):
             param.grad = grad
+
+
+def merge_compiled(row: dict, compiled: dict) -> dict:
+    """An eager row of ``measure_speed`` with the compiled run's amortized time and ratio."""
+    if (row["optimizer"], row["projector"]) != (compiled["optimizer"], compiled["projector"]):
+        raise RuntimeError(f"eager and compiled rows differ: {row} against {compiled}")
+    return {**row, "compiled_ms": compiled["amortized_ms"],
+            "compiled_adamw_ms": compiled["adamw_ms"],
+            "compiled_ratio_vs_adamw": compiled["ratio_vs_adamw"],
+            "compile_speedup": round(row["amortized_ms"] / compiled["amortized_ms"], 3)}

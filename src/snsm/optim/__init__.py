@@ -1,8 +1,12 @@
-"""Optimizers: the generic ``SNSM`` and the named combinations built on it."""
+"""The library: the generic ``SNSM``, the named optimizers, their registry and routing."""
 
-from snsm.optim.named import (AdaGrad, AdaGradNorm, AdaGradSN, AdaGradSNSM, AdamSN, AdamSNSM,
-                              AdamW, RMSpropSN, SGDSM)
+from snsm.optim.named import (SGDSM, AdaGrad, AdaGradNorm, AdaGradSN, AdaGradSNSM, AdamSN,
+                              AdamSNSM, AdamW, RMSpropSN)
 from snsm.optim.optimizer import SNSM
+from snsm.optim.registry import (OptimizerSpec, create_optimizer, get_optimizer_class, get_spec,
+                                 list_optimizers)
+from snsm.optim.routing import param_groups
 
 __all__ = ["SNSM", "AdaGrad", "AdaGradNorm", "AdaGradSN", "AdaGradSNSM", "AdamSN", "AdamSNSM",
-           "AdamW", "RMSpropSN", "SGDSM"]
+           "AdamW", "OptimizerSpec", "RMSpropSN", "SGDSM", "create_optimizer",
+           "get_optimizer_class", "get_spec", "list_optimizers", "param_groups"]

@@ -1,4 +1,4 @@
-"""The named optimizers: fixed combinations of a momentum rule and a step-size rule.
+"""The named optimizers: a table of rule settings over the generic :class:`SNSM`.
 
 | class        | momentum       | step size             | accumulator | bias correction |
 |--------------|----------------|-----------------------|-------------|-----------------|
@@ -12,121 +12,113 @@
 | AdaGrad      | none           | per coordinate        | sum         | no              |
 | AdamW        | ema            | per coordinate        | ema         | yes             |
 
-Learning rates: a Subset-Norm accumulator sums g^2 over a subset of k
-coordinates, so sqrt(v) is about sqrt(k) times a per-coordinate one; the paper
-uses about 10x Adam's lr for AdamSN and AdamSNSM (5e-2 against 5e-3 at LLaMA-60M),
-2x for RMSpropSN, and lr 1.0 for AdaGradSNSM.
+Each class takes ``params``, then its ``options`` in order (positional or
+keyword), then ``foreach``, ``maximize`` and ``compile`` (keyword only); the
+rest of SNSM's hyperparameters are fixed by its row. Learning rates: a
+Subset-Norm accumulator sums g^2 over a subset of k coordinates, so sqrt(v) is
+about sqrt(k) times a per-coordinate one; the paper uses about 10x Adam's lr for
+AdamSN and AdamSNSM (5e-2 against 5e-3 at LLaMA-60M), 2x for RMSpropSN, and lr
+1.0 for AdaGradSNSM.
 """
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import dataclass, field
+
 from snsm.optim.optimizer import SNSM
 
-Betas = tuple[float, float]
+_SNSM_PARAMETERS = inspect.signature(SNSM).parameters  # read once, to build the signatures
+_KEYWORD_ONLY = ("foreach", "maximize", "compile")
+_ADAM = ("lr", "betas", "eps", "weight_decay")
+_SUBSPACE = ("rank", "projector", "update_gap", "on_refresh", "seed")
 
 
-class AdamSN(SNSM):
-    """Adam with Subset-Norm step sizes: full EMA momentum, one EMA accumulator per subset."""
+@dataclass(frozen=True)
+class Recipe:
+    """A named optimizer: its docstring, the hyperparameters it exposes (with defaults
+    where they differ from SNSM's) and the rule settings it fixes."""
 
-    def __init__(self, params, lr: float = 1e-2, betas: Betas = (0.9, 0.999), eps: float = 1e-6,
-                 weight_decay: float = 0.0, subset_size: int | str = "heuristic", *,
-                 foreach: bool | None = None, maximize: bool = False, compile: bool = False):
-        super().__init__(params, lr, betas, eps, weight_decay, momentum="ema", accumulator="ema",
-                         bias_correction=True, subset_size=subset_size, foreach=foreach,
-                         maximize=maximize, compile=compile)
-
-
-class AdamSNSM(SNSM):
-    """Adam with Subset-Norm step sizes and Subspace-Momentum (the paper's AdamSNSM)."""
-
-    def __init__(self, params, lr: float = 1e-2, betas: Betas = (0.9, 0.999), eps: float = 1e-6,
-                 weight_decay: float = 0.0, subset_size: int | str = "heuristic", rank: int = 128,
-                 projector: str = "svd", update_gap: int = 200, on_refresh: str = "reset",
-                 seed: int = 0, *, foreach: bool | None = None, maximize: bool = False,
-                 compile: bool = False):
-        super().__init__(params, lr, betas, eps, weight_decay, momentum="subspace",
-                         accumulator="ema", bias_correction=True, subset_size=subset_size,
-                         rank=rank, projector=projector, update_gap=update_gap,
-                         on_refresh=on_refresh, seed=seed, foreach=foreach, maximize=maximize,
-                         compile=compile)
+    doc: str
+    options: tuple[str, ...]
+    fixed: dict
+    defaults: dict = field(default_factory=dict)
 
 
-class AdaGradSN(SNSM):
-    """AdaGrad with Subset-Norm step sizes and EMA momentum (beta1 = 0.9, no bias correction)."""
-
-    def __init__(self, params, lr: float = 1e-1, betas: Betas = (0.9, 0.999), eps: float = 1e-6,
-                 weight_decay: float = 0.0, subset_size: int | str = "heuristic", *,
-                 foreach: bool | None = None, maximize: bool = False, compile: bool = False):
-        super().__init__(params, lr, betas, eps, weight_decay, momentum="ema", accumulator="sum",
-                         bias_correction=False, subset_size=subset_size, foreach=foreach,
-                         maximize=maximize, compile=compile)
-
-
-class AdaGradSNSM(SNSM):
-    """AdaGrad with Subset-Norm step sizes and Subspace-Momentum (no bias correction)."""
-
-    def __init__(self, params, lr: float = 1.0, betas: Betas = (0.9, 0.999), eps: float = 1e-6,
-                 weight_decay: float = 0.0, subset_size: int | str = "heuristic", rank: int = 128,
-                 projector: str = "svd", update_gap: int = 200, on_refresh: str = "reset",
-                 seed: int = 0, *, foreach: bool | None = None, maximize: bool = False,
-                 compile: bool = False):
-        super().__init__(params, lr, betas, eps, weight_decay, momentum="subspace",
-                         accumulator="sum", bias_correction=False, subset_size=subset_size,
-                         rank=rank, projector=projector, update_gap=update_gap,
-                         on_refresh=on_refresh, seed=seed, foreach=foreach, maximize=maximize,
-                         compile=compile)
-
-
-class RMSpropSN(SNSM):
-    """RMSprop with Subset-Norm step sizes: no momentum, EMA accumulator, no bias correction."""
-
-    def __init__(self, params, lr: float = 2e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-6,
-                 weight_decay: float = 0.0, subset_size: int | str = "heuristic", *,
-                 foreach: bool | None = None, maximize: bool = False, compile: bool = False):
-        super().__init__(params, lr, betas, eps, weight_decay, momentum="none",
-                         accumulator="ema", bias_correction=False, subset_size=subset_size,
-                         foreach=foreach, maximize=maximize, compile=compile)
-
-
-class SGDSM(SNSM):
-    """SGD with Subspace-Momentum: momentum in a rank-r subspace, plain SGD in its complement."""
-
-    def __init__(self, params, lr: float = 1e-2, betas: Betas = (0.9, 0.999),
-                 weight_decay: float = 0.0, rank: int = 128, projector: str = "svd",
-                 update_gap: int = 200, on_refresh: str = "reset", seed: int = 0, *,
-                 foreach: bool | None = None, maximize: bool = False, compile: bool = False):
-        super().__init__(params, lr, betas, 0.0, weight_decay, momentum="subspace",
-                         accumulator="none", bias_correction=False, rank=rank,
-                         projector=projector, update_gap=update_gap, on_refresh=on_refresh,
-                         seed=seed, foreach=foreach, maximize=maximize, compile=compile)
+RECIPES: dict[str, Recipe] = {
+    "AdamSN": Recipe(
+        "Adam with Subset-Norm step sizes: full EMA momentum, one EMA accumulator per subset.",
+        (*_ADAM, "subset_size"),
+        dict(momentum="ema", accumulator="ema", bias_correction=True)),
+    "AdamSNSM": Recipe(
+        "Adam with Subset-Norm step sizes and Subspace-Momentum (the paper's AdamSNSM).",
+        (*_ADAM, "subset_size", *_SUBSPACE),
+        dict(momentum="subspace", accumulator="ema", bias_correction=True)),
+    "AdaGradSN": Recipe(
+        "AdaGrad with Subset-Norm step sizes and EMA momentum (beta1 = 0.9, no bias "
+        "correction).", (*_ADAM, "subset_size"),
+        dict(momentum="ema", accumulator="sum", bias_correction=False), dict(lr=1e-1)),
+    "AdaGradSNSM": Recipe(
+        "AdaGrad with Subset-Norm step sizes and Subspace-Momentum (no bias correction).",
+        (*_ADAM, "subset_size", *_SUBSPACE),
+        dict(momentum="subspace", accumulator="sum", bias_correction=False), dict(lr=1.0)),
+    "RMSpropSN": Recipe(
+        "RMSprop with Subset-Norm step sizes: no momentum, EMA accumulator, no bias "
+        "correction.", (*_ADAM, "subset_size"),
+        dict(momentum="none", accumulator="ema", bias_correction=False), dict(lr=2e-3)),
+    "SGDSM": Recipe(
+        "SGD with Subspace-Momentum: momentum in a rank-r subspace, plain SGD in its "
+        "complement.", ("lr", "betas", "weight_decay", *_SUBSPACE),
+        dict(momentum="subspace", accumulator="none", bias_correction=False, eps=0.0)),
+    "AdaGradNorm": Recipe(
+        "AdaGrad-Norm: one accumulated squared norm per tensor, no momentum.",
+        ("lr", "eps", "weight_decay"),
+        dict(momentum="none", accumulator="sum", bias_correction=False, subset_size="tensor"),
+        dict(lr=1e-1)),
+    "AdaGrad": Recipe(
+        "Per-coordinate AdaGrad (equals ``torch.optim.Adagrad`` without weight decay).",
+        ("lr", "eps", "weight_decay"),
+        dict(momentum="none", accumulator="sum", bias_correction=False, subset_size=1),
+        dict(eps=1e-10)),
+    "AdamW": Recipe(
+        "Per-coordinate AdamW (equals ``torch.optim.AdamW``), the baseline of the family.",
+        _ADAM, dict(momentum="ema", accumulator="ema", bias_correction=True, subset_size=1),
+        dict(lr=1e-3, eps=1e-8)),
+}
 
 
-class AdaGradNorm(SNSM):
-    """AdaGrad-Norm: one accumulated squared norm per tensor, no momentum."""
+def _signature(recipe: Recipe) -> inspect.Signature:
+    def parameter(name: str, kind) -> inspect.Parameter:
+        default = recipe.defaults.get(name, _SNSM_PARAMETERS[name].default)
+        return _SNSM_PARAMETERS[name].replace(kind=kind, default=default)
 
-    def __init__(self, params, lr: float = 1e-1, eps: float = 1e-6, weight_decay: float = 0.0, *,
-                 foreach: bool | None = None, maximize: bool = False, compile: bool = False):
-        super().__init__(params, lr, (0.9, 0.999), eps, weight_decay, momentum="none",
-                         accumulator="sum", bias_correction=False, subset_size="tensor",
-                         foreach=foreach, maximize=maximize, compile=compile)
-
-
-class AdaGrad(SNSM):
-    """Per-coordinate AdaGrad (equals ``torch.optim.Adagrad`` without weight decay)."""
-
-    def __init__(self, params, lr: float = 1e-2, eps: float = 1e-10, weight_decay: float = 0.0,
-                 *, foreach: bool | None = None, maximize: bool = False, compile: bool = False):
-        super().__init__(params, lr, (0.9, 0.999), eps, weight_decay, momentum="none",
-                         accumulator="sum", bias_correction=False, subset_size=1,
-                         foreach=foreach, maximize=maximize, compile=compile)
+    return inspect.Signature([
+        _SNSM_PARAMETERS["params"],
+        *(parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in recipe.options),
+        *(parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in _KEYWORD_ONLY)])
 
 
-class AdamW(SNSM):
-    """Per-coordinate AdamW (equals ``torch.optim.AdamW``), the baseline of the family."""
+def named_optimizer(name: str, recipe: Recipe) -> type[SNSM]:
+    """The class ``name``: SNSM with ``recipe.fixed`` and the signature of its options."""
+    signature = _signature(recipe)
 
-    def __init__(self, params, lr: float = 1e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, foreach: bool | None = None,
-                 maximize: bool = False, compile: bool = False):
-        super().__init__(params, lr, betas, eps, weight_decay, momentum="ema", accumulator="ema",
-                         bias_correction=True, subset_size=1, foreach=foreach,
-                         maximize=maximize, compile=compile)
+    def __init__(self, *args, **kwargs):
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{name}: {exc}") from None
+        bound.apply_defaults()
+        SNSM.__init__(self, **bound.arguments, **recipe.fixed)
+
+    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    __init__.__signature__ = signature.replace(
+        parameters=[self_parameter, *signature.parameters.values()])
+    __init__.__qualname__ = f"{name}.__init__"
+    return type(name, (SNSM,), {
+        "__init__": __init__, "__doc__": recipe.doc, "__module__": __name__,
+        "options": (*recipe.options, *_KEYWORD_ONLY),
+        "default_lr": float(recipe.defaults.get("lr", _SNSM_PARAMETERS["lr"].default))})
+
+
+AdamSN, AdamSNSM, AdaGradSN, AdaGradSNSM, RMSpropSN, SGDSM, AdaGradNorm, AdaGrad, AdamW = (
+    named_optimizer(name, recipe) for name, recipe in RECIPES.items())

@@ -1,23 +1,66 @@
-"""Optimizer names -> classes: ``create_optimizer(model, name, **hparams)``."""
+"""Optimizer names -> specs: ``create_optimizer(model, name, **hparams)``.
+
+A spec is what the command line, the harness, the bench and the tests need to
+know of an optimizer without probing its signature: its class, its default lr
+(the constructor's), the paper's lr where the paper gives one (LLaMA-60M), the
+peak lr the training harness uses on its small models, and which
+hyperparameters it accepts (a rank, a projector, ...).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
 
-from snsm import optim
+from snsm.optim import named
+from snsm.optim.optimizer import SNSM
 from snsm.optim.routing import param_groups
 
-OPTIMIZERS: dict[str, type[optim.SNSM]] = {
-    "adamw": optim.AdamW,
-    "adamw_sn": optim.AdamSN,
-    "adamw_snsm": optim.AdamSNSM,
-    "adagrad": optim.AdaGrad,
-    "adagrad_norm": optim.AdaGradNorm,
-    "adagrad_sn": optim.AdaGradSN,
-    "adagrad_snsm": optim.AdaGradSNSM,
-    "rmsprop_sn": optim.RMSpropSN,
-    "sgd_sm": optim.SGDSM,
-}
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One registry entry (see the module docstring)."""
+
+    name: str
+    cls: type[SNSM]
+    harness_lr: float  # peak lr of `snsm train` on the tiny model (Subset-Norm ~10x AdamW's)
+    paper_lr: float | None = None  # the paper's LLaMA-60M lr, where it gives one
+
+    @property
+    def default_lr(self) -> float:
+        return self.cls.default_lr
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The hyperparameters the class accepts (beside ``params``)."""
+        return self.cls.options
+
+    @property
+    def takes_rank(self) -> bool:
+        return "rank" in self.options
+
+    @property
+    def takes_projector(self) -> bool:
+        return "projector" in self.options
+
+    @property
+    def summary(self) -> str:
+        """The first line of the class docstring."""
+        return (self.cls.__doc__ or "").strip().splitlines()[0]
+
+
+OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in (
+    OptimizerSpec("adamw", named.AdamW, harness_lr=3e-3, paper_lr=5e-3),
+    OptimizerSpec("adamw_sn", named.AdamSN, harness_lr=3e-2, paper_lr=5e-2),
+    OptimizerSpec("adamw_snsm", named.AdamSNSM, harness_lr=3e-2, paper_lr=5e-2),
+    OptimizerSpec("adagrad", named.AdaGrad, harness_lr=3e-2),
+    OptimizerSpec("adagrad_norm", named.AdaGradNorm, harness_lr=3e-1),
+    OptimizerSpec("adagrad_sn", named.AdaGradSN, harness_lr=3e-1),
+    OptimizerSpec("adagrad_snsm", named.AdaGradSNSM, harness_lr=1.0, paper_lr=1.0),
+    OptimizerSpec("rmsprop_sn", named.RMSpropSN, harness_lr=6e-3, paper_lr=1e-2),
+    OptimizerSpec("sgd_sm", named.SGDSM, harness_lr=3e-1),
+)}
 
 
 def list_optimizers() -> list[str]:
@@ -25,19 +68,24 @@ def list_optimizers() -> list[str]:
     return list(OPTIMIZERS)
 
 
-def get_optimizer_class(name: str) -> type[optim.SNSM]:
-    """The class registered as ``name``; ValueError listing the names otherwise."""
+def get_spec(name: str) -> OptimizerSpec:
+    """The spec registered as ``name``; ValueError listing the names otherwise."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
     return OPTIMIZERS[name]
 
 
+def get_optimizer_class(name: str) -> type[SNSM]:
+    """The class registered as ``name``; ValueError listing the names otherwise."""
+    return get_spec(name).cls
+
+
 def create_optimizer(model: nn.Module, name: str, plain: dict | None = None,
-                     **hparams) -> optim.SNSM:
+                     route: str = "linear", **hparams) -> SNSM:
     """Route ``model`` with :func:`snsm.param_groups` and build optimizer ``name``.
 
     ``hparams`` go to the optimizer (both groups); ``plain`` overrides the plain
-    group only (for example ``plain={"lr": 1e-3}`` for the embeddings and norms).
+    group only (for example ``plain={"lr": 1e-3}`` for the embeddings and norms);
+    ``route`` is :func:`snsm.param_groups`'s.
     """
-    cls = get_optimizer_class(name)
-    return cls(param_groups(model, plain=plain), **hparams)
+    return get_spec(name).cls(param_groups(model, plain=plain, route=route), **hparams)

@@ -1,9 +1,20 @@
-"""Routing a model's parameters: matrices to Subset-Norm / Subspace-Momentum, the rest plain.
+"""Routing a model's parameters into the matrix group and the plain group.
 
-As in the paper, every ``nn.Linear`` weight (the lm_head included) goes to the
-SN/SM group; embeddings, norms and biases go to a plain group with
-``use_snsm=False`` (per-coordinate step sizes, full EMA momentum). A weight
-shared by several modules (a tied lm_head) lands once, in the plain group.
+* The **matrix group** (``use_snsm=True``, the default) gets Subset-Norm and
+  Subspace-Momentum.
+* The **plain group** (``use_snsm=False``) gets per-coordinate step sizes and full
+  EMA momentum: AdamW's rules.
+
+Routes:
+
+* ``"linear"`` (the paper's): every ``nn.Linear`` weight, the lm_head included,
+  to the matrix group; embeddings, norms and biases to the plain group. A weight
+  shared by several modules (a tied lm_head) lands once, in the plain group.
+* ``"all-matrices"``: every 2-D parameter (the embedding too) to the matrix group,
+  vectors to the plain group.
+
+:func:`hidden_matrices` names a different set, the one the peers (GaLore, Muon,
+...) project: the ``nn.Linear`` weights inside the blocks, not the lm_head.
 """
 
 from __future__ import annotations
@@ -12,32 +23,58 @@ from collections import Counter
 
 from torch import nn
 
-
-def _linear_weight_ids(model: nn.Module) -> set[int]:
-    return {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
+ROUTES = ("linear", "all-matrices")
 
 
-def param_groups(model: nn.Module, plain: dict | None = None, **snsm_hparams) -> list[dict]:
+def _linear_weights(model: nn.Module) -> list[nn.Parameter]:
+    occurrences = Counter(id(p) for _, p in model.named_parameters(remove_duplicate=False))
+    return [m.weight for m in model.modules()
+            if isinstance(m, nn.Linear) and occurrences[id(m.weight)] == 1]
+
+
+def param_groups(model: nn.Module, plain: dict | None = None, route: str = "linear",
+                 **matrix_hparams) -> list[dict]:
     """Param groups for ``model``: ``[{"params": matrices, ...}, {"params": rest, "use_snsm": False}]``.
 
     Args:
         model: the module whose trainable parameters are routed.
         plain: extra hyperparameters of the plain group (for example ``{"lr": 1e-3}``).
-        **snsm_hparams: extra hyperparameters of the SN/SM group.
+        route: ``"linear"`` or ``"all-matrices"`` (see the module docstring).
+        **matrix_hparams: extra hyperparameters of the matrix group.
 
     Empty groups are left out. Raises RuntimeError if the groups do not cover
     every trainable parameter exactly once.
     """
-    occurrences = Counter(id(p) for _, p in model.named_parameters(remove_duplicate=False))
-    linear = _linear_weight_ids(model)
+    if route not in ROUTES:
+        raise ValueError(f"route must be one of {', '.join(ROUTES)}, got {route!r}")
     trainable = [p for p in model.parameters() if p.requires_grad]
-    matrices = [p for p in trainable if id(p) in linear and occurrences[id(p)] == 1]
+    if route == "linear":
+        linear = {id(p) for p in _linear_weights(model)}
+        matrices = [p for p in trainable if id(p) in linear]
+    else:
+        matrices = [p for p in trainable if p.dim() == 2]
     matrix_ids = {id(p) for p in matrices}
     rest = [p for p in trainable if id(p) not in matrix_ids]
     check_exact_cover(trainable, [matrices, rest])
-    groups = [{"params": matrices, **snsm_hparams},
+    groups = [{"params": matrices, **matrix_hparams},
               {"params": rest, "use_snsm": False, **(plain or {})}]
     return [group for group in groups if group["params"]]
+
+
+def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
+    """The trainable ``nn.Linear`` weights of the blocks: not the embedding, not the lm_head
+    (the output embedding of a Hugging Face model, else a module attribute ``lm_head``)."""
+    output = (model.get_output_embeddings() if hasattr(model, "get_output_embeddings")
+              else getattr(model, "lm_head", None))
+    skip = {id(output.weight)} if output is not None else set()
+    return [m.weight for m in model.modules()
+            if isinstance(m, nn.Linear) and m.weight.requires_grad and id(m.weight) not in skip]
+
+
+def split_params(model: nn.Module, chosen: list[nn.Parameter]) -> tuple[list, list]:
+    """(chosen, every other trainable parameter), each parameter once."""
+    ids = {id(p) for p in chosen}
+    return chosen, [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
 
 
 def check_exact_cover(trainable: list, groups: list[list]) -> None:

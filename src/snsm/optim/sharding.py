@@ -138,11 +138,12 @@ class ShardSpec:
         return spec
 
     @classmethod
-    def for_rank(cls, shape: tuple[int, ...], rank: int, world_size: int) -> "ShardSpec":
-        """Rank ``rank``'s shard under FSDP2's dim-0 chunking, without a process group."""
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-        return cls(tuple(shape), rank, world_size)
+    def for_shard(cls, shape: tuple[int, ...], index: int, world_size: int) -> "ShardSpec":
+        """Shard ``index`` of ``world_size`` under FSDP2's dim-0 chunking, without a process
+        group (for the memory estimates)."""
+        if not 0 <= index < world_size:
+            raise ValueError(f"shard_index must be in [0, world_size={world_size}), got {index}")
+        return cls(tuple(shape), index, world_size)
 
     @property
     def start(self) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import inspect
 import json
 import math
 import os
@@ -21,17 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import snsm
 from snsm.util.checks import check_choice, check_int, check_nonnegative
-from snsm.train.models import PRESETS
+from snsm.measure.models import PRESETS
+from snsm.optim.registry import get_spec, list_optimizers
 
 PARALLEL_CHOICES = ("none", "ddp", "fsdp")
 MIN_VOCAB_SIZE = 256  # a byte-level BPE vocabulary holds the 256 bytes
-# Paper-style peak learning rates for the tiny model (Subset-Norm about 10x AdamW's).
-DEFAULT_LRS: dict[str, float] = {
-    "adamw": 3e-3, "adamw_sn": 3e-2, "adamw_snsm": 3e-2, "rmsprop_sn": 6e-3, "adagrad": 3e-2,
-    "adagrad_norm": 3e-1, "adagrad_sn": 3e-1, "adagrad_snsm": 1.0, "sgd_sm": 3e-1,
-}
 # Constructor arguments the harness sets itself: never part of optimizer_args.
 _HARNESS_ARGS = ("params", "lr", "weight_decay")
 
@@ -86,7 +80,7 @@ class TrainConfig:
 
 _HELP = {
     "preset": "model preset", "optimizer": "optimizer of the registry",
-    "lr": "peak learning rate (default: the optimizer's, DEFAULT_LRS)",
+    "lr": "peak learning rate (default: the optimizer's harness_lr in the registry)",
     "plain_lr": "lr of the plain group: embeddings, norms (default: lr)",
     "steps": "optimizer steps", "batch_size": "sequences per micro-batch",
     "grad_accum": "micro-batches per step", "seq_len": "sequence length (default: the preset's)",
@@ -105,14 +99,8 @@ _HELP = {
 
 
 def default_lr(name: str) -> float:
-    """The peak lr of optimizer ``name``: ``DEFAULT_LRS``, else the class's own default."""
-    cls = snsm.get_optimizer_class(name)
-    if name in DEFAULT_LRS:
-        return DEFAULT_LRS[name]
-    lr = inspect.signature(cls).parameters.get("lr")
-    if lr is None or lr.default is inspect.Parameter.empty:
-        raise ValueError(f"optimizer {name!r} has no default lr; set lr explicitly")
-    return float(lr.default)
+    """The peak lr of optimizer ``name`` in the harness: its registry spec's ``harness_lr``."""
+    return get_spec(name).harness_lr
 
 
 @functools.cache
@@ -166,9 +154,7 @@ def _is_json_value(value: Any) -> bool:
 
 
 def _check_optimizer_args(optimizer: str, args: dict[str, Any]) -> None:
-    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    parameters = inspect.signature(snsm.get_optimizer_class(optimizer)).parameters
-    accepted = [n for n, p in parameters.items() if n not in _HARNESS_ARGS and p.kind in named]
+    accepted = [name for name in get_spec(optimizer).options if name not in _HARNESS_ARGS]
     for key, value in args.items():
         if key in ("lr", "weight_decay"):
             raise ValueError(f"optimizer_args[{key!r}] is not allowed: set the {key} field "
@@ -189,7 +175,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         _coerce(f.name, getattr(config, f.name))
     c = config
     check_choice("preset", c.preset, PRESETS)
-    check_choice("optimizer", c.optimizer, snsm.list_optimizers())
+    check_choice("optimizer", c.optimizer, list_optimizers())
     check_choice("parallel", c.parallel, PARALLEL_CHOICES)
     for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches",
                  "save_every", "max_bad_steps"):
@@ -294,7 +280,7 @@ def _opt_type(text: str) -> tuple[str, Any]:
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``--config FILE``, ``--opt KEY=VALUE`` and one flag per field (default None)."""
     defaults = TrainConfig()
-    all_choices = {"preset": list(PRESETS), "optimizer": snsm.list_optimizers(),
+    all_choices = {"preset": list(PRESETS), "optimizer": list_optimizers(),
                    "parallel": list(PARALLEL_CHOICES)}
     parser.add_argument("--config", metavar="FILE", default=None,
                         help="TOML or JSON file of settings (flags override it)")

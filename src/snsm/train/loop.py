@@ -34,8 +34,11 @@ from snsm.train.config import TrainConfig, config_from_dict, validate
 from snsm.train.corpora import load_corpus
 from snsm.train.models import build_model, count_parameters
 from snsm.train.tokens import TokenData, eval_batches, get_batch, prepare_tokens
+from snsm.util.environment import package_versions
 
 logger = logging.getLogger(__name__)
+
+VERSIONED = ("snsm", "torch", "transformers", "tokenizers", "numpy")  # in config.json
 
 METRICS_NAME = "metrics.jsonl"
 CONFIG_NAME = "config.json"
@@ -61,18 +64,6 @@ class Counters:
     tokens: int = 0
     bad_in_a_row: int = 0
     bad_total: int = 0
-
-
-def _package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {}
-    for name in ("snsm", "torch", "transformers", "tokenizers", "numpy"):
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def _resolve_config(config: TrainConfig) -> tuple[TrainConfig, Path]:
@@ -102,7 +93,7 @@ class MetricsLog:
         if path is None:
             return
         if keep_through_step is not None and path.is_file():
-            self.records = [r for r in _read_records(path) if r["step"] <= keep_through_step]
+            self.records = [r for r in read_records(path) if r["step"] <= keep_through_step]
         self._rewrite()
 
     def _rewrite(self) -> None:
@@ -118,7 +109,7 @@ class MetricsLog:
             handle.write(json.dumps(record) + "\n")
 
 
-def _read_records(path: Path) -> list[dict]:
+def read_records(path: Path) -> list[dict]:
     """The records of a metrics file; a last line cut short by a crash is dropped."""
     records = []
     for line in path.read_text().splitlines():
@@ -198,7 +189,7 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16)
 
     def _write_config(self) -> None:
-        info = {"config": self.config.to_dict(), "versions": _package_versions(),
+        info = {"config": self.config.to_dict(), "versions": package_versions(VERSIONED),
                 "model_parameters": count_parameters(self.model), "data": self.data.stats,
                 "device": str(self.device), "world_size": self.parallel.world_size}
         if self.optimizer_factory is not None:

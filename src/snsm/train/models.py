@@ -1,47 +1,24 @@
-"""Model presets -> ``transformers.LlamaForCausalLM``, built from a config (nothing downloads).
+"""Model presets (:data:`snsm.measure.models.PRESETS`) -> ``transformers.LlamaForCausalLM``,
+built from a config (nothing downloads).
 
-The ``llama-*`` presets are the shapes of the paper's pre-training runs (GaLore's
-LLaMA configs); ``tiny`` and ``small`` are CPU-sized. Every model has an untied
-``lm_head``, RMSNorm eps 1e-6, no dropout, no KV cache and SDPA attention (on CPU,
+Every model has an untied ``lm_head``, RMSNorm eps 1e-6, no dropout, no KV cache and SDPA attention (on CPU,
 bit-for-bit deterministic and equal to eager attention to float rounding).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from snsm.measure.models import PRESETS
 from snsm.util.checks import check_choice, check_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import LlamaConfig, LlamaForCausalLM
 
 ATTN_IMPLEMENTATION = "sdpa"
-
-
-@dataclass(frozen=True)
-class ModelPreset:
-    """A LLaMA shape: width, depth, attention heads, MLP width and default sequence length."""
-
-    hidden: int
-    layers: int
-    heads: int
-    ffn: int
-    seq_len: int
-
-
-PRESETS: dict[str, ModelPreset] = {
-    "tiny": ModelPreset(hidden=128, layers=4, heads=4, ffn=352, seq_len=128),
-    "small": ModelPreset(hidden=256, layers=4, heads=4, ffn=688, seq_len=256),
-    "llama-60m": ModelPreset(hidden=512, layers=8, heads=8, ffn=1376, seq_len=256),
-    "llama-130m": ModelPreset(hidden=768, layers=12, heads=12, ffn=2048, seq_len=256),
-    "llama-350m": ModelPreset(hidden=1024, layers=24, heads=16, ffn=2736, seq_len=256),
-    "llama-1b": ModelPreset(hidden=2048, layers=24, heads=32, ffn=5461, seq_len=256),
-    "llama-7b": ModelPreset(hidden=4096, layers=32, heads=32, ffn=11008, seq_len=256),
-}
 
 
 def _import_transformers():
