@@ -98,3 +98,17 @@ def test_cli_speed_compile_reports_the_compiled_ratio(monkeypatch, capsys):
         (30.0, 60.0, round(80 / 30, 3))
     assert main(["speed", "--optimizers", "adamw_sn"]) == 0
     assert "compiled" not in capsys.readouterr().out
+
+
+def test_state_dict_saved_before_the_compile_key_loads_with_it_filled_in():
+    param = nn.Parameter(torch.randn(4, 3))
+    param.grad = torch.randn(4, 3)
+    optimizer = snsm.AdamSN([param])
+    optimizer.step()
+    saved = optimizer.state_dict()
+    for group in saved["param_groups"]:
+        del group["compile"]  # as written by a version without the key
+    fresh = snsm.AdamSN([param])
+    fresh.load_state_dict(saved)
+    assert fresh.param_groups[0]["compile"] is False
+    fresh.step()  # reads group["compile"] directly

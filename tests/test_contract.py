@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import io
 
 import pytest
@@ -16,13 +15,16 @@ from problems import (clone_params, descend, grad_stream, make_params, quadratic
 pytestmark = pytest.mark.parametrize("info", OPTIM_DB, ids=lambda info: info.id)
 
 
-def _skip_if_listed(info: OptimInfo, test: str) -> None:
-    if test in info.skips:
-        pytest.skip(info.skips[test])
+@pytest.fixture(autouse=True)
+def _skip_listed(request, info: OptimInfo):
+    """Skip the tests an entry lists in ``skips`` (with the entry's reason)."""
+    if request.node.originalname in info.skips:
+        pytest.skip(info.skips[request.node.originalname])
 
 
-def _accepts(info: OptimInfo, key: str) -> bool:
-    return key in inspect.signature(info.cls).parameters
+def test_skips_name_contract_tests(info):
+    tests = {name for name in globals() if name.startswith("test_")}
+    assert set(info.skips) <= tests, set(info.skips) - tests
 
 
 BAD_VALUES = [
@@ -36,7 +38,7 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize("key,value", BAD_VALUES, ids=[f"{k}={v}" for k, v in BAD_VALUES])
 def test_invalid_hyperparameter_raises_value_error_naming_it(info, key, value):
-    if not _accepts(info, key):
+    if not info.accepts(key):
         pytest.skip(f"{info.cls.__name__} takes no {key}")
     with pytest.raises(ValueError, match=key) as error:
         info.make(make_params(), **{key: value})

@@ -73,11 +73,11 @@ class SNSM(torch.optim.Optimizer):
     for D = 1, ``"sum"`` for AdaGrad, ``"ema"`` for Adam/RMSprop; ``subset_size``
     picks the partition, 1 meaning per coordinate). See :mod:`snsm.rules`.
 
-    Subset-Norm and Subspace-Momentum act only in groups with ``use_snsm=True``
-    (the default), and Subspace-Momentum only on tensors of 2+ dims; other
-    tensors get the group's per-coordinate rule. :func:`snsm.param_groups`
-    routes a model's ``nn.Linear`` weights to the former and the rest to a
-    group with ``use_snsm=False``.
+    Subset-Norm and Subspace-Momentum act only in the matrix group
+    (``use_snsm=True``, the default), and Subspace-Momentum only on tensors of 2+
+    dims; other tensors, and the plain group (``use_snsm=False``), get the group's
+    per-coordinate rule. :func:`snsm.param_groups` routes a model's ``nn.Linear``
+    weights to the matrix group and the rest to the plain group.
 
     Because the Subset-Norm accumulator sums the squares of a subset, its
     learning rate is about 10x Adam's (the paper: 5e-2 against 5e-3 at 60M).
