@@ -13,6 +13,7 @@ import json
 import logging
 from pathlib import Path
 
+from snsm.bench.contenders import Contender, ContenderFactory
 from snsm.bench.report import format_table
 from snsm.bench.run_one import RunResult
 from snsm.bench.summary import summarize
@@ -31,10 +32,11 @@ DEMO_OPTIMIZERS = {
 }
 
 
-def _as_run(name: str, lr: float, seed: int, records: list[dict]) -> RunResult:
+def _as_run(name: str, lr: float, seed: int, records: list[dict],
+            opt_step_times: list[float]) -> RunResult:
     """A finished harness run as the bench's record of it (state bytes from its metrics)."""
     state = next(r["state_bytes"] for r in reversed(records) if "state_bytes" in r)
-    return RunResult(name, lr, seed, records, state, opt_step_times=[])
+    return RunResult(name, lr, seed, records, state, opt_step_times)
 
 
 def run_demo(out: str | Path = "runs/demo", base: TrainConfig | None = None) -> list[dict]:
@@ -50,8 +52,11 @@ def run_demo(out: str | Path = "runs/demo", base: TrainConfig | None = None) -> 
         logger.info("demo: training %s (lr %g)", name, config.lr)
         if (run_dir / CHECKPOINT_NAME).exists():  # an earlier demo: finish (or reuse) it
             config = dataclasses.replace(config, resume=str(run_dir))
-        train(config)
-        runs[name] = [_as_run(name, config.lr, base.seed, read_records(run_dir / METRICS_NAME))]
+        factory = ContenderFactory(Contender(name, name, False, config.lr, (),
+                                             config.optimizer_args), config.lr, None)
+        train(config, optimizer_factory=factory)  # the registry's optimizer, its steps timed
+        runs[name] = [_as_run(name, config.lr, base.seed, read_records(run_dir / METRICS_NAME),
+                              factory.timer.times)]
         lrs[name] = config.lr
     rows, _ = summarize(runs, lrs)
     plot_curves({name: run[0].records for name, run in runs.items()}, out / "demo.png")
