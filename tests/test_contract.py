@@ -8,7 +8,9 @@ import io
 import pytest
 import torch
 
+import snsm
 from optim_db import OPTIM_DB, OptimInfo
+from snsm.optim.plan import GroupHParams, accumulator_dtype
 from problems import (clone_params, descend, grad_stream, make_params, quadratic, rosenbrock,
                       run)
 
@@ -147,25 +149,104 @@ def test_lr_scheduler_drives_the_learning_rate(info):
         assert torch.equal(param, old)
 
 
-def test_sparse_gradient_raises(info):
-    param = torch.zeros(4, 3, requires_grad=True)
-    optimizer = info.make([param])
-    param.grad = torch.zeros(4, 3).to_sparse()
+def _snapshot(optimizer, params):
+    return clone_params(params), copy.deepcopy(optimizer.state_dict())
+
+
+def _assert_unchanged(optimizer, params, snapshot):
+    old_params, old_state = snapshot
+    for param, old in zip(params, old_params):
+        assert torch.equal(param, old)
+    state = optimizer.state_dict()["state"]
+    assert state.keys() == old_state["state"].keys()
+    for pid, entry in state.items():
+        for key, value in entry.items():
+            assert torch.equal(value, old_state["state"][pid][key]), (pid, key)
+
+
+def test_sparse_gradient_raises_with_nothing_changed(info):
+    params = make_params()
+    optimizer = info.make([{"params": params[:2]}, {"params": params[2:]}])
+    run(optimizer, params, grad_stream(params, steps=2))
+    snapshot = _snapshot(optimizer, params)
+    for param, grad in zip(params, grad_stream(params, steps=1)[0]):
+        param.grad = grad
+    last = params[-1]  # in the second group: the first group must not move either
+    last.grad = last.grad.to_sparse()
     with pytest.raises(RuntimeError, match="sparse"):
         optimizer.step()
+    _assert_unchanged(optimizer, params, snapshot)
 
 
-def test_complex_parameter_raises(info):
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_nonfinite_gradient_on_a_refresh_step_raises_with_nothing_changed(info, bad):
+    params = make_params()
+    grads = grad_stream(params, steps=5)  # update_gap=3: step 4 refreshes the projectors
+    optimizer = info.make(params)
+    run(optimizer, params, grads[:3])
+    snapshot = _snapshot(optimizer, params)
+    for param, grad in zip(params, grads[3]):
+        param.grad = grad.clone()
+    params[2].grad[0, 1, 2] = bad  # a 3-D tensor: its projector refreshes on this step
+    with pytest.raises(snsm.NonFiniteGradientError, match="parameter 2"):
+        optimizer.step()
+    _assert_unchanged(optimizer, params, snapshot)
+
+
+def test_skip_nonfinite_skips_the_whole_step_and_counts_it(info, caplog):
+    params = make_params()
+    grads = grad_stream(params, steps=5)
+    reference = clone_params(params)
+    run(info.make(reference), reference, grads[:3] + grads[4:])
+    optimizer = info.make(params, skip_nonfinite=True)
+    poisoned = [g.clone() for g in grads[3]]
+    poisoned[0][0, 0] = float("nan")
+    with caplog.at_level("WARNING"):
+        run(optimizer, params, grads[:3] + [poisoned] + grads[4:])
+    assert optimizer.skipped_steps == 1 and "step skipped" in caplog.text
+    for got, want in zip(params, reference):
+        assert torch.equal(got, want)
+
+
+def test_add_param_group_validates_before_adding(info):
+    params = make_params()
+    optimizer = info.make(params[:2])
     with pytest.raises(ValueError, match="complex"):
-        info.make([torch.zeros(4, 3, dtype=torch.complex64, requires_grad=True)])
+        optimizer.add_param_group({"params": [torch.zeros(3, dtype=torch.complex64,
+                                                          requires_grad=True)]})
+    with pytest.raises(ValueError, match="lr"):
+        optimizer.add_param_group({"params": params[2:], "lr": -1.0})
+    assert len(optimizer.param_groups) == 1
+    optimizer.add_param_group({"params": params[2]})  # a lone tensor, as torch accepts
+    assert len(optimizer.param_groups) == 2
 
 
 def test_bf16_parameters_step_with_bf16_state(info, device):
+    """Momenta and bases in bf16; accumulators as ``accumulator_dtype`` says (float32 for the
+    sums of subsets, which would lose the gradient in 8 bits)."""
     params = make_params(device, dtype=torch.bfloat16)
     optimizer = info.make(params)
     run(optimizer, params, grad_stream(params, steps=4))
+    hp = GroupHParams.from_group(optimizer.param_groups[0])
     for param in params:
         assert torch.isfinite(param.float()).all()
+        plan = hp.plan(tuple(param.shape))
         for key, value in optimizer.state[param].items():
-            if value.is_floating_point() and key != "step":
-                assert value.dtype == torch.bfloat16, key
+            if not value.is_floating_point() or key == "step":
+                continue
+            expected = torch.bfloat16 if key != "accumulator" else \
+                accumulator_dtype(torch.bfloat16, plan.partition, hp.accumulator)
+            assert value.dtype == expected, key
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_16_bit_parameters_keep_moving_when_sums_exceed_their_range(info, dtype):
+    # sums of 256 squares of 30: 230400 > 65504, fp16's largest value
+    param = torch.zeros(16, 256, dtype=dtype, requires_grad=True)
+    optimizer = info.make([param], lr=1e-3)
+    for step in range(3):
+        before = param.detach().clone()
+        param.grad = torch.full_like(param, 30.0)
+        optimizer.step()
+        assert torch.isfinite(param.float()).all()
+        assert (param != before).any(), f"frozen at step {step + 1}"

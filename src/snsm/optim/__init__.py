@@ -2,11 +2,11 @@
 
 from snsm.optim.named import (SGDSM, AdaGrad, AdaGradNorm, AdaGradSN, AdaGradSNSM, AdamSN,
                               AdamSNSM, AdamW, RMSpropSN)
-from snsm.optim.optimizer import SNSM
+from snsm.optim.optimizer import SNSM, NonFiniteGradientError
 from snsm.optim.registry import (OptimizerSpec, create_optimizer, get_optimizer_class, get_spec,
                                  list_optimizers)
 from snsm.optim.routing import param_groups
 
-__all__ = ["SNSM", "AdaGrad", "AdaGradNorm", "AdaGradSN", "AdaGradSNSM", "AdamSN", "AdamSNSM",
+__all__ = ["SNSM", "NonFiniteGradientError", "AdaGrad", "AdaGradNorm", "AdaGradSN", "AdaGradSNSM", "AdamSN", "AdamSNSM",
            "AdamW", "OptimizerSpec", "RMSpropSN", "SGDSM", "create_optimizer",
            "get_optimizer_class", "get_spec", "list_optimizers", "param_groups"]

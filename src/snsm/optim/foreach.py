@@ -61,10 +61,10 @@ def _accumulate(accs, grads, plans, rules: UpdateRules) -> None:
     coord = [i for i, plan in enumerate(plans) if plan.partition.per_coordinate]
     subset = [i for i, plan in enumerate(plans) if not plan.partition.per_coordinate]
     if coord:
-        coord_grads = [grads[i] for i in coord]
+        coord_grads = [grads[i].to(accs[i].dtype) for i in coord]
         torch._foreach_addcmul_([accs[i] for i in coord], coord_grads, coord_grads, value=weight)
     if subset:
-        squares = [sum_squares(grads[i], plans[i].partition) for i in subset]
+        squares = [sum_squares(grads[i], plans[i].partition, accs[i].dtype) for i in subset]
         torch._foreach_add_([accs[i] for i in subset], squares, alpha=weight)
 
 
@@ -96,7 +96,8 @@ def _foreach_bucket(params, grads, states, plans, hp: GroupHParams, indices) -> 
         return
     accs = [state["accumulator"] for state in states]
     _accumulate(accs, grads, plans, rules)
-    denoms = _denominators(accs, scalars, rules)
+    denoms = [denom.to(param.dtype)  # float32 accumulators of 16-bit parameters
+              for denom, param in zip(_denominators(accs, scalars, rules), params)]
     fast = [i for i, p in enumerate(params)
             if plans[i].partition.per_coordinate or p.is_contiguous()]
     if fast:

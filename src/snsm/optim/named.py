@@ -13,7 +13,8 @@
 | AdamW        | ema            | per coordinate        | ema         | yes             |
 
 Each class takes ``params``, then its ``options`` in order (positional or
-keyword), then ``foreach``, ``maximize`` and ``compile`` (keyword only); the
+keyword), then ``foreach``, ``maximize``, ``compile`` and ``skip_nonfinite`` (keyword
+only); the
 rest of SNSM's hyperparameters are fixed by its row. Learning rates: a
 Subset-Norm accumulator sums g^2 over a subset of k coordinates, so sqrt(v) is
 about sqrt(k) times a per-coordinate one; the paper uses about 10x Adam's lr for
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from snsm.optim.optimizer import SNSM
 
 _SNSM_PARAMETERS = inspect.signature(SNSM).parameters  # read once, to build the signatures
-_KEYWORD_ONLY = ("foreach", "maximize", "compile")
+_KEYWORD_ONLY = ("foreach", "maximize", "compile", "skip_nonfinite")
 _ADAM = ("lr", "betas", "eps", "weight_decay")
 _SUBSPACE = ("rank", "projector", "update_gap", "on_refresh", "seed")
 

@@ -7,15 +7,16 @@ import logging
 from typing import Any, Callable, Iterable
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
-from snsm.util import checks as check
 from snsm.optim.functional import snsm_update
 from snsm.optim.plan import GroupHParams, state_layout
-from snsm.optim.sharding import (ShardSpec, needs_collectives, unwrap_state_dict,
+from snsm.optim.sharding import (ShardSpec, is_dtensor, needs_collectives, unwrap_state_dict,
                                  warn_compile_is_eager, wrap_state_dict)
 from snsm.projectors import PROJECTORS
 from snsm.rules import ACCUMULATORS, MOMENTUM_RULES, REFRESH_RULES, SUBSET_RULES
+from snsm.util import checks as check
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,53 @@ def check_hyperparameters(hparams: dict) -> None:
     for key, value in hparams.items():
         if key in checks:
             checks[key](value)
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """A gradient holds inf or NaN; the optimizer changed nothing."""
+
+
+def all_finite(grads: list[Tensor]) -> bool:
+    """Whether every gradient is finite: one flag per device, one host sync each; the local
+    shards of DTensors are checked and the verdict all-reduced, so every rank agrees."""
+    flags: dict[torch.device, list[Tensor]] = {}
+    sharded = False
+    for grad in grads:
+        if is_dtensor(grad):
+            grad, sharded = grad.to_local(), True
+        flags.setdefault(grad.device, []).append(torch.isfinite(grad).all())
+    finite = torch.tensor([bool(torch.stack(f).all()) for f in flags.values()]).all()
+    if sharded and dist.is_available() and dist.is_initialized():
+        verdict = finite.to(torch.int32).to(next(iter(flags)))
+        dist.all_reduce(verdict, op=dist.ReduceOp.MIN)
+        return bool(verdict)
+    return bool(finite)
+
+
+# Group settings that decide the rules and the state's shapes: a state saved under other
+# values cannot be loaded into this optimizer.
+STRUCTURAL_KEYS = ("momentum", "accumulator", "subset_size", "rank", "projector", "use_snsm")
+
+
+def check_same_structure(index: int, saved: dict, group: dict) -> None:
+    """ValueError naming the first structural key whose saved value differs from the group's."""
+    for key in STRUCTURAL_KEYS:
+        if key in saved and saved[key] != group[key]:
+            raise ValueError(
+                f"cannot load the optimizer state: param group {index} was saved with "
+                f"{key}={saved[key]!r}, this optimizer has {key}={group[key]!r}")
+
+
+def check_state_shapes(pid: int, state: dict, layout: dict) -> None:
+    """ValueError unless the saved state of parameter ``pid`` has the layout's keys and shapes."""
+    if set(state) != set(layout):
+        raise ValueError(f"cannot load the optimizer state: parameter {pid} has state keys "
+                         f"{sorted(state)}, this optimizer allocates {sorted(layout)}")
+    for key, value in state.items():
+        if isinstance(value, Tensor) and tuple(value.shape) != tuple(layout[key][0]):
+            raise ValueError(f"cannot load the optimizer state: parameter {pid} has {key} of "
+                             f"shape {tuple(value.shape)}, this optimizer's is "
+                             f"{tuple(layout[key][0])}")
 
 
 class SNSM(torch.optim.Optimizer):
@@ -103,6 +151,10 @@ class SNSM(torch.optim.Optimizer):
         compile: run the update math through ``torch.compile`` (projector refreshes
             and step bookkeeping stay eager; ``foreach`` is then ignored). See
             :mod:`snsm.optim.compiled`.
+        skip_nonfinite: every step first checks that all gradients are finite (one read of
+            the gradients and one host sync). With a non-finite one, nothing is changed and
+            the step raises :class:`NonFiniteGradientError`, or with ``skip_nonfinite=True``
+            is skipped with a warning and counted in ``skipped_steps``.
     """
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float = 1e-2,
@@ -112,7 +164,7 @@ class SNSM(torch.optim.Optimizer):
                  subset_size: int | str = "heuristic", rank: int = 128, projector: str = "svd",
                  update_gap: int = 200, on_refresh: str = "reset", seed: int = 0,
                  use_snsm: bool = True, foreach: bool | None = None, maximize: bool = False,
-                 compile: bool = False):
+                 compile: bool = False, skip_nonfinite: bool = False):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
                         eps=eps, weight_decay=weight_decay, momentum=momentum,
                         accumulator=accumulator, bias_correction=bias_correction,
@@ -120,6 +172,8 @@ class SNSM(torch.optim.Optimizer):
                         update_gap=update_gap, on_refresh=on_refresh, seed=seed,
                         use_snsm=use_snsm, foreach=foreach, maximize=maximize, compile=compile)
         check_hyperparameters(defaults)
+        self.skip_nonfinite = check.check_bool("skip_nonfinite", skip_nonfinite)
+        self.skipped_steps = 0  # steps skipped for non-finite gradients (not in state_dict)
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
@@ -129,11 +183,15 @@ class SNSM(torch.optim.Optimizer):
                 f"unknown param group key(s) {sorted(unknown)}; valid keys: "
                 f"{sorted(set(self.defaults) | {'params', 'name'})}")
         check_hyperparameters(param_group)
+        params = param_group["params"]
+        if not isinstance(params, set):  # torch refuses sets (unordered) with its own error
+            params = [params] if isinstance(params, Tensor) else list(params)
+            param_group = {**param_group, "params": params}
+            for param in params:
+                if isinstance(param, Tensor) and param.is_complex():
+                    raise ValueError(f"{type(self).__name__} does not support complex "
+                                     f"parameters (got one of dtype {param.dtype})")
         super().add_param_group(param_group)
-        for param in self.param_groups[-1]["params"]:
-            if param.is_complex():
-                raise ValueError(f"{type(self).__name__} does not support complex parameters "
-                                 f"(got one of dtype {param.dtype})")
 
     def __setstate__(self, state: dict) -> None:
         """Fill the group keys a state dict saved before they existed (``compile``, ...)
@@ -149,28 +207,50 @@ class SNSM(torch.optim.Optimizer):
         return wrap_state_dict(self, super().state_dict())
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """As ``torch.optim.Optimizer.load_state_dict``, but integer state (projector
-        indices) keeps its dtype: torch would cast it to the parameter's dtype.
-        DTensors are loaded as their local shards."""
-        state_dict = unwrap_state_dict(state_dict)
-        integer = {pid: {k: v for k, v in state.items()
-                         if isinstance(v, Tensor) and not v.is_floating_point() and k != "step"}
-                   for pid, state in state_dict["state"].items()}
-        stripped = {**state_dict, "state": {
-            pid: {k: v for k, v in state.items() if k not in integer[pid]}
-            for pid, state in state_dict["state"].items()}}
-        super().load_state_dict(stripped)
-        saved_ids = (pid for group in state_dict["param_groups"] for pid in group["params"])
-        params = (p for group in self.param_groups for p in group["params"])
-        for pid, param in zip(saved_ids, params):
-            for key, value in integer.get(pid, {}).items():
-                self.state[param][key] = value.to(param.device)
+        """As ``torch.optim.Optimizer.load_state_dict``, with three differences.
 
-    def _init_state(self, param: Tensor, hp: GroupHParams, shard: ShardSpec | None) -> dict:
+        * It refuses (ValueError naming the group, the key and both values) a state
+          whose structural settings differ from this optimizer's (:data:`STRUCTURAL_KEYS`:
+          the rules and the state's shapes follow from them), and any state tensor whose
+          shape is not the one this optimizer allocates. The other settings (lr, betas,
+          eps, weight decay, ...) are taken from the state dict, as torch does.
+        * State tensors get the dtypes of this optimizer's layout, where torch casts them
+          all to the parameter's: projector indices stay integers, and the float32
+          accumulators of 16-bit parameters stay float32.
+        * DTensors are loaded as their local shards.
+        """
+        state_dict = unwrap_state_dict(state_dict)
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) == len(self.param_groups):
+            for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+                check_same_structure(index, saved, group)
+        pairs = [(pid, param) for saved, group in zip(saved_groups, self.param_groups)
+                 for pid, param in zip(saved["params"], group["params"])]
+        layouts = {pid: self._layout(param, group)
+                   for saved, group in zip(saved_groups, self.param_groups)
+                   for pid, param in zip(saved["params"], group["params"])
+                   if pid in state_dict["state"]}
+        for pid, layout in layouts.items():
+            check_state_shapes(pid, state_dict["state"][pid], layout)
+        steps_only = {**state_dict, "state": {
+            pid: {k: v for k, v in state.items() if k == "step"}
+            for pid, state in state_dict["state"].items()}}
+        super().load_state_dict(steps_only)
+        for pid, param in pairs:
+            for key, value in state_dict["state"].get(pid, {}).items():
+                if key != "step":
+                    self.state[param][key] = value.to(device=param.device,
+                                                      dtype=layouts[pid][key][1])
+
+    def _layout(self, param: Tensor, group: dict) -> dict:
+        hp = GroupHParams.from_group(group)
+        shard = ShardSpec.of(param)
+        return (state_layout(tuple(param.shape), param.dtype, hp) if shard is None
+                else shard.state_layout(param.dtype, hp))
+
+    def _init_state(self, param: Tensor, group: dict) -> dict:
         state = {}
-        layout = (state_layout(tuple(param.shape), param.dtype, hp) if shard is None
-                  else shard.state_layout(param.dtype, hp))
-        for key, (shape, dtype) in layout.items():
+        for key, (shape, dtype) in self._layout(param, group).items():
             device = "cpu" if key == "step" else param.device
             state[key] = torch.zeros(shape, dtype=dtype, device=device)
         return state
@@ -184,10 +264,9 @@ class SNSM(torch.optim.Optimizer):
         which would rebuild every projector (an SVD per matrix) for nothing.
         """
         for group in self.param_groups:
-            hp = GroupHParams.from_group(group)
             for param in group["params"]:
                 if not self.state.get(param):
-                    self.state[param] = self._init_state(param, hp, ShardSpec.of(param))
+                    self.state[param] = self._init_state(param, group)
 
     def _gather(self, group: dict, hp: GroupHParams, first_index: int):
         params, grads, states, plans, indices = [], [], [], [], []
@@ -195,19 +274,38 @@ class SNSM(torch.optim.Optimizer):
             if param.grad is None:
                 continue
             grad = param.grad
-            if grad.is_sparse:
-                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-            if grad.is_complex():
-                raise RuntimeError(f"{type(self).__name__} does not support complex gradients")
             shard = ShardSpec.of(param)  # None unless an FSDP2 shard: then step on local rows
             if param not in self.state or not self.state[param]:
-                self.state[param] = self._init_state(param, hp, shard)
+                self.state[param] = self._init_state(param, group)
             params.append(param if shard is None else shard.local(param))
             grads.append(grad if shard is None else shard.local(grad))
             states.append(self.state[param])
             plans.append(hp.plan(tuple(param.shape)) if shard is None else shard.plan(hp))
             indices.append(first_index + offset)
         return params, grads, states, plans, indices
+
+    def _gradients_are_usable(self) -> bool:
+        """Check every gradient before anything changes: RuntimeError for a sparse or
+        complex one; for a non-finite one, False (skip) or NonFiniteGradientError."""
+        named = [(i, p.grad) for i, p in enumerate(p for g in self.param_groups
+                                                   for p in g["params"]) if p.grad is not None]
+        for index, grad in named:
+            kind = "sparse" if grad.is_sparse else "complex" if grad.is_complex() else None
+            if kind:
+                raise RuntimeError(f"{type(self).__name__} does not support {kind} gradients "
+                                   f"(parameter {index}); nothing was updated")
+        grads = [grad for _, grad in named]
+        if all_finite(grads):
+            return True
+        bad = next(i for i, grad in named if not all_finite([grad]))
+        if self.skip_nonfinite:
+            self.skipped_steps += 1
+            logger.warning("non-finite gradient in parameter %d: step skipped (%d so far)",
+                           bad, self.skipped_steps)
+            return False
+        raise NonFiniteGradientError(
+            f"non-finite gradient (inf or NaN) in parameter {bad}; nothing was updated. "
+            f"Pass skip_nonfinite=True to skip such steps instead")
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
@@ -216,6 +314,8 @@ class SNSM(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if not self._gradients_are_usable():
+            return loss
         first_index = 0
         for group in self.param_groups:
             hp = GroupHParams.from_group(group)

@@ -100,5 +100,22 @@ def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams,
         layout["momentum"] = (projector.low_shape(matrix, hp.rank), dtype)
         layout.update(projector.state_layout(matrix, hp.rank, dtype))
     if plan.partition is not None:
-        layout["accumulator"] = (plan.partition.state_shape, dtype)
+        layout["accumulator"] = (plan.partition.state_shape,
+                                 accumulator_dtype(dtype, plan.partition, hp.accumulator))
     return layout
+
+
+def accumulator_dtype(dtype: torch.dtype, partition: Partition, accumulator: str) -> torch.dtype:
+    """float32 where a 16-bit accumulator would overflow or stall, else the parameter's dtype.
+
+    A Subset-Norm accumulator holds a sum of k squares: in fp16 it overflows 65504 (and the
+    update then stays 0 forever), in bf16 it keeps 8 bits. Subset accumulators of 16-bit
+    parameters are therefore float32; they are small (O(sqrt d)), so this costs little.
+    A per-coordinate AdaGrad sum in fp16 grows without bound, and is float32 too; a
+    per-coordinate EMA (Adam's v) keeps the parameter's dtype, as ``torch.optim.Adam`` does.
+    """
+    if dtype not in (torch.float16, torch.bfloat16):
+        return dtype
+    if not partition.per_coordinate or (accumulator == "sum" and dtype == torch.float16):
+        return torch.float32
+    return dtype

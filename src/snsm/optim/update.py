@@ -122,5 +122,6 @@ def update_parameter_(param: Tensor, grad: Tensor, state: dict, plan: ParamPlan,
     denom = None
     if plan.partition is not None:
         accumulate_(state["accumulator"], grad, plan.partition, rules.accumulator, rules.beta2)
-        denom = denominator(state["accumulator"], scalars.bias_correction2_sqrt, rules.eps)
+        denom = denominator(state["accumulator"], scalars.bias_correction2_sqrt,
+                            rules.eps).to(param.dtype)  # a float32 accumulator (16-bit param)
     apply_update_(param, numer, denom, plan.partition, scalars.step_size)

@@ -93,8 +93,9 @@ def resolve_partition(shape: tuple[int, ...], subset_size: int | str) -> Partiti
     return Partition((numel // size, size), (1,))
 
 
-def sum_squares(grad: Tensor, partition: Partition) -> Tensor:
-    """s_i = sum over subset i of g_j**2, computed in float32, shaped ``state_shape``."""
+def sum_squares(grad: Tensor, partition: Partition, dtype: torch.dtype | None = None) -> Tensor:
+    """s_i = sum over subset i of g_j**2, computed in float32, shaped ``state_shape``, returned
+    in ``dtype`` (default: the gradient's)."""
     view = grad.reshape(partition.view)
     norms = torch.linalg.vector_norm(view, 2, dim=partition.dims, keepdim=True, dtype=torch.float32)
-    return partition.reduce_(norms.square_()).to(grad.dtype)
+    return partition.reduce_(norms.square_()).to(dtype or grad.dtype)

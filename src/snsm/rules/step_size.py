@@ -19,14 +19,16 @@ ACCUMULATORS = ("none", "sum", "ema")
 
 
 def accumulate_(acc: Tensor, grad: Tensor, partition: Partition, kind: str, beta2: float) -> None:
-    """Add this step's squared gradient (per coordinate or per subset) into ``acc``."""
+    """Add this step's squared gradient (per coordinate or per subset) into ``acc``, in the
+    accumulator's dtype (float32 for 16-bit parameters where a sum could overflow)."""
     if partition.per_coordinate:
+        grad = grad.to(acc.dtype)
         if kind == "sum":
             acc.addcmul_(grad, grad, value=1)
         else:
             acc.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         return
-    squares = sum_squares(grad, partition)
+    squares = sum_squares(grad, partition, acc.dtype)
     if kind == "sum":
         acc.add_(squares)
     else:
