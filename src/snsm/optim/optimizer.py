@@ -268,21 +268,23 @@ class SNSM(torch.optim.Optimizer):
                 if not self.state.get(param):
                     self.state[param] = self._init_state(param, group)
 
+    def _prepare(self, param: Tensor, group: dict, hp: GroupHParams) -> tuple:
+        """(parameter, gradient, state, plan) of one parameter with a gradient, its state
+        allocated on first use; a shard of an FSDP2 parameter steps on its local rows."""
+        if not self.state.get(param):
+            self.state[param] = self._init_state(param, group)
+        shard = ShardSpec.of(param)
+        if shard is None:
+            return param, param.grad, self.state[param], hp.plan(tuple(param.shape))
+        return (shard.local(param), shard.local(param.grad), self.state[param],
+                shard.plan(hp))
+
     def _gather(self, group: dict, hp: GroupHParams, first_index: int):
-        params, grads, states, plans, indices = [], [], [], [], []
-        for offset, param in enumerate(group["params"]):
-            if param.grad is None:
-                continue
-            grad = param.grad
-            shard = ShardSpec.of(param)  # None unless an FSDP2 shard: then step on local rows
-            if param not in self.state or not self.state[param]:
-                self.state[param] = self._init_state(param, group)
-            params.append(param if shard is None else shard.local(param))
-            grads.append(grad if shard is None else shard.local(grad))
-            states.append(self.state[param])
-            plans.append(hp.plan(tuple(param.shape)) if shard is None else shard.plan(hp))
-            indices.append(first_index + offset)
-        return params, grads, states, plans, indices
+        """Columns (params, grads, states, plans, indices) of a group's parameters with
+        gradients."""
+        rows = [(*self._prepare(param, group, hp), first_index + offset)
+                for offset, param in enumerate(group["params"]) if param.grad is not None]
+        return tuple(map(list, zip(*rows))) if rows else ([], [], [], [], [])
 
     def _gradients_are_usable(self) -> bool:
         """Check every gradient before anything changes: RuntimeError for a sparse or
@@ -307,14 +309,52 @@ class SNSM(torch.optim.Optimizer):
             f"non-finite gradient (inf or NaN) in parameter {bad}; nothing was updated. "
             f"Pass skip_nonfinite=True to skip such steps instead")
 
+    def _position(self, param: Tensor) -> tuple[dict, int]:
+        """The group of ``param`` and its index in the optimizer (which seeds its projector)."""
+        positions = self.__dict__.get("_positions")
+        if positions is None or id(param) not in positions:
+            params = [(g, p) for g in self.param_groups for p in g["params"]]
+            positions = {id(p): (g, i) for i, (g, p) in enumerate(params)}
+            self.__dict__["_positions"] = positions  # not in state_dict
+        if id(param) not in positions:
+            raise ValueError(f"the parameter of shape {tuple(param.shape)} is not in this "
+                             f"optimizer")
+        return positions[id(param)]
+
+    @torch.no_grad()
+    def step_parameter(self, param: Tensor) -> None:
+        """Update ``param`` alone from its gradient, exactly as :meth:`step` would.
+
+        For updates inside the backward pass (:func:`snsm.step_in_backward`): the
+        single-tensor path, eager even with ``compile=True``. A sparse, complex or
+        non-finite gradient raises, and ``param`` is left unchanged.
+        """
+        grad = param.grad
+        if grad is None:
+            return
+        group, index = self._position(param)
+        if grad.is_sparse or grad.is_complex():
+            raise RuntimeError(f"{type(self).__name__} does not support sparse or complex "
+                               f"gradients (parameter {index}); it was not updated")
+        if not all_finite([grad]):
+            raise NonFiniteGradientError(f"non-finite gradient (inf or NaN) in parameter "
+                                         f"{index}; it was not updated")
+        hp = GroupHParams.from_group(group)
+        local, grad, state, plan = self._prepare(param, group, hp)
+        snsm_update([local], [grad], [state], [plan], hp, [index], foreach=False)
+
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        """Perform one optimization step; ``closure`` re-evaluates the loss."""
+        """Perform one optimization step; ``closure`` re-evaluates the loss.
+
+        While :func:`snsm.step_in_backward` is attached, the parameters were already updated
+        inside the backward pass and this does nothing (after the closure, if any).
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if not self._gradients_are_usable():
+        if self.__dict__.get("_in_backward") or not self._gradients_are_usable():
             return loss
         first_index = 0
         for group in self.param_groups:
