@@ -3,8 +3,8 @@
 ``python -m torch.distributed.run --standalone --nproc_per_node=2 dist_worker.py MODE OUT``
 
 * ``equivalence``: for every entry of ``CONFIGS``, 10 steps of a tiny model under FSDP2
-  (every Linear and the root sharded) and under DDP, each rank on half of the global
-  batch, and 10 steps of the same model in this process on the whole batch. Writes
+  (every Linear and the root sharded), under DDP, and under DDP with the steps inside the
+  backward pass (``snsm.step_in_backward``), each rank on half of the global batch, and 10 steps of the same model in this process on the whole batch. Writes
   ``OUT/equivalence-<rank>.json``: the largest relative parameter difference per
   configuration and mode, and the measured and estimated state bytes of this rank.
 * ``checkpoint``: FSDP2, 4 steps, DCP save (model + optimizer), 4 more steps; a fresh
@@ -173,6 +173,13 @@ def equivalence(out: Path, rank: int, world: int) -> None:
         ddp = DistributedDataParallel(make_model())
         train(ddp, snsm.create_optimizer(ddp.module, name, **eager), local)
         row["ddp"] = relative_difference(full_params(ddp), want)
+        overlapped = DistributedDataParallel(make_model())
+        in_backward = snsm.create_optimizer(overlapped.module, name, **eager)
+        snsm.step_in_backward(overlapped, in_backward)
+        train(overlapped, in_backward, local)
+        row["ddp_in_backward_max_abs"] = max(
+            (a - b).abs().max().item() for a, b in zip(full_params(overlapped).values(),
+                                                       full_params(ddp).values()))
         results[label] = row
     (out / f"equivalence-{rank}.json").write_text(json.dumps(results, indent=1))
 

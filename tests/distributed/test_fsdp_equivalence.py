@@ -65,3 +65,10 @@ def test_hsdp_mesh_run_equals_one_process(results, label):
     for result in results:
         assert result[label]["hsdp"] < _tolerance(label), result[label]
         assert result[label]["hsdp_state"] < STATE_TOLERANCE, result[label]
+
+
+@pytest.mark.parametrize("label", list(CONFIGS))
+def test_ddp_steps_inside_the_backward_pass_equal_the_regular_ddp_step(results, label):
+    """Updates in DDP's communication hook, on each bucket's averaged gradients: bitwise."""
+    for result in results:
+        assert result[label]["ddp_in_backward_max_abs"] == 0.0, result[label]

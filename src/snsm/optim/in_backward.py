@@ -15,9 +15,13 @@ parameters and the state equal the regular step's bit for bit.
 * **Clipping:** global-norm clipping needs every gradient before any update, which
   a step inside the backward pass cannot have. ``max_norm`` clips each parameter's
   gradient alone: g <- g min(1, max_norm / ||g||).
-* **Distributed:** under DDP the hooks would fire before the all-reduce, under
-  FSDP2 before the reduce-scatter (and FSDP2 has no public per-shard hook after
-  it): both are refused with a ValueError.
+* **DDP:** the update runs in DDP's communication hook, on each bucket's
+  parameters as soon as its all-reduce completes (the averaged gradients, so the
+  result equals the regular DDP step). DDP keeps its gradient buckets, so this
+  overlaps the updates with the backward pass but saves no memory. Accumulate
+  with ``ddp.no_sync()`` (``accumulation_steps`` must be 1).
+* **FSDP2** is refused with a ValueError: the hooks fire before the
+  reduce-scatter, and FSDP2 has no public hook that runs on the reduced shards.
 * A non-finite gradient raises :class:`NonFiniteGradientError` from the backward
   pass; the parameters updated earlier in that pass keep their update
   (``skip_nonfinite`` applies to whole steps only).
@@ -41,29 +45,54 @@ from snsm.util.checks import check_int
 class InBackwardSteps:
     """The hooks of :func:`step_in_backward`; :meth:`remove` detaches them."""
 
-    def __init__(self, optimizer: SNSM, accumulation_steps: int, max_norm: float | None):
+    def __init__(self, model: nn.Module, optimizer: SNSM, accumulation_steps: int,
+                 max_norm: float | None):
         self.optimizer = optimizer
         self.accumulation_steps = accumulation_steps
         self.max_norm = max_norm
         self.backward_passes: dict[int, int] = {}  # per parameter, since the hooks were attached
-        self.handles = [param.register_post_accumulate_grad_hook(self._hook)
-                        for group in optimizer.param_groups for param in group["params"]
-                        if param.requires_grad]
+        self.handles = []
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model.register_comm_hook(None, self._bucket_hook)  # DDP allows no removal
+        else:
+            self.handles = [param.register_post_accumulate_grad_hook(self._hook)
+                            for group in optimizer.param_groups for param in group["params"]
+                            if param.requires_grad]
         optimizer.__dict__["_in_backward"] = self
+
+    def _update(self, param: Tensor, grad: Tensor) -> None:
+        if self.max_norm is not None:  # g <- g min(1, max_norm / ||g||)
+            norm = torch.linalg.vector_norm(grad, dtype=torch.float32)
+            grad.mul_((self.max_norm / (norm + 1e-6)).clamp(max=1.0).to(grad.dtype))
+        self.optimizer.step_parameter(param, grad)
 
     @torch.no_grad()
     def _hook(self, param: Tensor) -> None:
         count = self.backward_passes[id(param)] = self.backward_passes.get(id(param), 0) + 1
         if count % self.accumulation_steps:
             return
-        if self.max_norm is not None:
-            norm = torch.linalg.vector_norm(param.grad, dtype=torch.float32)
-            param.grad.mul_((self.max_norm / (norm + 1e-6)).clamp(max=1.0).to(param.grad.dtype))
-        self.optimizer.step_parameter(param)
+        self._update(param, param.grad)
         param.grad = None
 
+    def _bucket_hook(self, process_group, bucket):
+        """DDP's all-reduce of one bucket, then the update of its parameters."""
+        from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+        def update(future):
+            with torch.no_grad():
+                for param, grad in zip(bucket.parameters(), bucket.gradients()):
+                    # a copy: BLAS rounds by the operand's alignment, and a view into the
+                    # bucket is aligned otherwise than the .grad DDP copies it to
+                    self._update(param, grad.clone())
+            return future.value()[0] if isinstance(future.value(), list) else future.value()
+
+        return allreduce_hook(process_group, bucket).then(update)
+
     def remove(self) -> None:
-        """Detach the hooks: ``optimizer.step()`` steps again."""
+        """Detach the hooks: ``optimizer.step()`` steps again (not under DDP, whose
+        communication hook cannot be removed)."""
+        if not self.handles and self.optimizer.__dict__.get("_in_backward") is self:
+            raise RuntimeError("DDP's communication hook cannot be removed")
         for handle in self.handles:
             handle.remove()
         self.handles = []
@@ -75,7 +104,7 @@ def step_in_backward(model: nn.Module, optimizer: SNSM, accumulation_steps: int 
     """Update every parameter of ``optimizer`` inside the backward pass (see the module doc).
 
     Args:
-        model: the module trained (checked for DDP and FSDP2, which are refused).
+        model: the module trained: a plain module, or a DDP one (FSDP2 is refused).
         optimizer: an snsm optimizer over ``model``'s parameters.
         accumulation_steps: backward passes per update (the update runs in the k-th).
         max_norm: per-parameter gradient clipping (None: none).
@@ -89,13 +118,13 @@ def step_in_backward(model: nn.Module, optimizer: SNSM, accumulation_steps: int 
     if max_norm is not None and not (isinstance(max_norm, (int, float)) and
                                      math.isfinite(max_norm) and max_norm > 0):
         raise ValueError(f"max_norm must be a finite number > 0 or None, got {max_norm!r}")
-    if isinstance(model, nn.parallel.DistributedDataParallel):
-        raise ValueError("step_in_backward cannot run under DDP: the hooks fire before the "
-                         "gradients are all-reduced; use optimizer.step()")
+    if isinstance(model, nn.parallel.DistributedDataParallel) and accumulation_steps != 1:
+        raise ValueError(f"under DDP, accumulate with ddp.no_sync(): accumulation_steps must "
+                         f"be 1, got {accumulation_steps}")
     if any(is_dtensor(p) for p in model.parameters()):
         raise ValueError("step_in_backward cannot run under FSDP2: the hooks fire before the "
                          "reduce-scatter, and no public hook runs after it; use "
                          "optimizer.step()")
     if "_in_backward" in optimizer.__dict__:
         raise ValueError("step_in_backward is already attached to this optimizer")
-    return InBackwardSteps(optimizer, accumulation_steps, max_norm)
+    return InBackwardSteps(model, optimizer, accumulation_steps, max_norm)

@@ -268,21 +268,20 @@ class SNSM(torch.optim.Optimizer):
                 if not self.state.get(param):
                     self.state[param] = self._init_state(param, group)
 
-    def _prepare(self, param: Tensor, group: dict, hp: GroupHParams) -> tuple:
-        """(parameter, gradient, state, plan) of one parameter with a gradient, its state
-        allocated on first use; a shard of an FSDP2 parameter steps on its local rows."""
+    def _prepare(self, param: Tensor, grad: Tensor, group: dict, hp: GroupHParams) -> tuple:
+        """(parameter, gradient, state, plan) of one parameter, its state allocated on first
+        use; a shard of an FSDP2 parameter steps on its local rows."""
         if not self.state.get(param):
             self.state[param] = self._init_state(param, group)
         shard = ShardSpec.of(param)
         if shard is None:
-            return param, param.grad, self.state[param], hp.plan(tuple(param.shape))
-        return (shard.local(param), shard.local(param.grad), self.state[param],
-                shard.plan(hp))
+            return param, grad, self.state[param], hp.plan(tuple(param.shape))
+        return shard.local(param), shard.local(grad), self.state[param], shard.plan(hp)
 
     def _gather(self, group: dict, hp: GroupHParams, first_index: int):
         """Columns (params, grads, states, plans, indices) of a group's parameters with
         gradients."""
-        rows = [(*self._prepare(param, group, hp), first_index + offset)
+        rows = [(*self._prepare(param, param.grad, group, hp), first_index + offset)
                 for offset, param in enumerate(group["params"]) if param.grad is not None]
         return tuple(map(list, zip(*rows))) if rows else ([], [], [], [], [])
 
@@ -322,14 +321,15 @@ class SNSM(torch.optim.Optimizer):
         return positions[id(param)]
 
     @torch.no_grad()
-    def step_parameter(self, param: Tensor) -> None:
-        """Update ``param`` alone from its gradient, exactly as :meth:`step` would.
+    def step_parameter(self, param: Tensor, grad: Tensor | None = None) -> None:
+        """Update ``param`` alone from ``grad`` (default: its ``.grad``), exactly as
+        :meth:`step` would.
 
         For updates inside the backward pass (:func:`snsm.step_in_backward`): the
         single-tensor path, eager even with ``compile=True``. A sparse, complex or
         non-finite gradient raises, and ``param`` is left unchanged.
         """
-        grad = param.grad
+        grad = param.grad if grad is None else grad
         if grad is None:
             return
         group, index = self._position(param)
@@ -340,7 +340,7 @@ class SNSM(torch.optim.Optimizer):
             raise NonFiniteGradientError(f"non-finite gradient (inf or NaN) in parameter "
                                          f"{index}; it was not updated")
         hp = GroupHParams.from_group(group)
-        local, grad, state, plan = self._prepare(param, group, hp)
+        local, grad, state, plan = self._prepare(param, grad, group, hp)
         snsm_update([local], [grad], [state], [plan], hp, [index], foreach=False)
 
     @torch.no_grad()
