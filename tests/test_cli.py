@@ -30,3 +30,111 @@ def test_python_dash_m_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "snsm", "list"], capture_output=True, text=True,
                             check=True)
     assert "adamw_snsm" in result.stdout
+
+
+# --- user errors: one line, exit 2, nothing created ---------------------------------------
+
+import errno  # noqa: E402
+import os  # noqa: E402
+
+from snsm.cli import is_user_error, one_line  # noqa: E402
+from snsm.util.errors import Interrupted  # noqa: E402
+
+
+def _user_errors(tmp):
+    blocker = tmp / "file"
+    blocker.write_text("x")
+    train = ["train", "--cache-dir", str(tmp / "cache"), "--out", str(tmp / "run")]
+    return [
+        (train + ["--opt", "rank=0"], r"optimizer_args\['rank'\]: rank must be an integer >= 1, "
+                                      r"got 0"),
+        (train + ["--opt", "betas=0.9,2"], r"betas\[1\] must be in \[0, 1\), got 2"),
+        (train + ["--vocab-size", "100"], r"vocab_size must be an integer >= 257, got 100"),
+        (train + ["--seq-len", "0"], r"seq_len must be an integer >= 1, got 0"),
+        (train + ["--data", str(tmp / "missing")], r"data path .*missing does not exist"),
+        (["train", "--out", str(blocker / "run")], r"out .*file/run' cannot be created"),
+        (["train", "--resume", str(tmp / "nowhere")], r"cannot resume .*nowhere: no such folder"),
+        (["speed", "--optimizers", "adamw,lion"], r"--optimizers name must be one of .*'lion'"),
+        (["bench", "--data", str(tmp / "missing"), "--out", str(tmp / "bench")],
+         r"data path .*missing does not exist"),
+        (["bench", "--vocab-size", "100", "--out", str(tmp / "bench")],
+         r"vocab_size must be an integer >= 257"),
+        (["bench", "--out", str(blocker / "bench")], r"file/bench' cannot be created"),
+        (["lab", "subset-norm", "--quick", "--out", str(blocker / "lab")],
+         r"--out .*file/lab' cannot be created: .*file' is a file"),
+        (["lab", "subset-norm", "--quick", "--out", str(blocker)],
+         r"--out .*file' is not a folder"),
+        (["demo", "--data", str(tmp / "missing"), "--out", str(tmp / "demo")],
+         r"data path .*missing does not exist"),
+    ]
+
+
+def test_every_user_error_is_one_line_with_exit_code_2(tmp_path, capsys):
+    import re
+
+    for argv, message in _user_errors(tmp_path):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if not line.startswith("corpus ")]
+        assert len(lines) == 1 and lines[0].startswith("snsm: error: "), (argv, err)
+        assert re.search(message, lines[0]), (argv, lines[0])
+        assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # no folder was created
+
+
+@pytest.mark.parametrize("argv", [["memory", "--rank", "0"], ["memory", "--world-size", "0"],
+                                  ["speed", "--repeats", "0"], ["bench", "--timing-rounds", "-1"],
+                                  ["train", "--steps", "ten"], ["demo", "--steps", "0"]])
+def test_bad_flags_are_one_line_too(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and f"snsm {argv[0]}: error: argument {argv[1]}" in err
+
+
+def test_debug_keeps_the_traceback(tmp_path):
+    for argv in (["--debug", "train", "--vocab-size", "100"],
+                 ["train", "--vocab-size", "100", "--debug"]):
+        with pytest.raises(ValueError, match="vocab_size must be"):
+            main(argv + ["--out", str(tmp_path / "run")])
+
+
+def test_which_errors_are_one_line():
+    assert is_user_error(OSError(errno.ENOSPC, "No space left on device"))
+    assert is_user_error(PermissionError(errno.EACCES, "denied"))
+    assert is_user_error(ValueError("bad"))
+    assert not is_user_error(OSError(errno.EIO, "I/O error"))  # a bug or a broken disk
+    assert not is_user_error(RuntimeError("boom"))
+    assert one_line(OSError(errno.ENOSPC, "No space left on device", "/x/y")) == \
+        "No space left on device: /x/y"
+    assert one_line(ValueError("two\nlines")) == "two lines"
+
+
+def test_interrupts_exit_with_the_signal_code(monkeypatch, capsys):
+    from snsm.cli import optimizers
+
+    def stopped(args):
+        raise Interrupted(15, "SIGTERM: stopped")
+
+    monkeypatch.setattr(optimizers, "run", stopped)
+    assert main(["list"]) == 143
+    assert capsys.readouterr().err.strip() == "snsm: SIGTERM: stopped"
+
+    def ctrl_c(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(optimizers, "run", ctrl_c)
+    assert main(["list"]) == 130
+    assert capsys.readouterr().err.strip() == "snsm: interrupted"
+
+
+def test_a_user_error_in_a_real_process_prints_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "snsm", "train", "--data",
+                             str(tmp_path / "missing.txt"), "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, env={**os.environ,
+                                                                 "SNSM_CACHE": str(tmp_path)})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"snsm: error: data path {tmp_path}/missing.txt does "
+                                          f"not exist"]
+    assert not (tmp_path / "run").exists()

@@ -79,14 +79,15 @@ def test_flags_of_every_type():
         "--warmup-ratio", "0", "--min-lr-ratio", "1", "--grad-clip", "0", "--weight-decay",
         "0.1", "--bf16", "--eval-every", "2", "--eval-batches", "1", "--save-every", "5",
         "--seed", "9", "--hf-dataset", "wikitext", "--hf-config", "wikitext-2-raw-v1",
-        "--vocab-size", "512", "--cache-dir", "c", "--out", "o", "--resume", "r", "--quiet",
+        "--vocab-size", "512", "--cache-dir", "c", "--out", "o", "--quiet",
         "--max-bad-steps", "1", "--parallel", "ddp"]))
     assert config == TrainConfig(
         preset="small", optimizer="adamw", lr=1e-3, plain_lr=0.0, steps=7, batch_size=2,
         grad_accum=3, seq_len=64, warmup_ratio=0.0, min_lr_ratio=1.0, grad_clip=0.0,
         weight_decay=0.1, bf16=True, eval_every=2, eval_batches=1, save_every=5, seed=9,
         hf_dataset="wikitext", hf_config="wikitext-2-raw-v1", vocab_size=512, cache_dir="c",
-        out="o", resume="r", quiet=True, max_bad_steps=1, parallel="ddp")
+        out="o", quiet=True, max_bad_steps=1, parallel="ddp")
+    assert parse(["--resume", "r"]).resume == "r"  # --resume reads the run: tests below
 
 
 @pytest.mark.parametrize("argv", [["--optimizer", "lion"], ["--steps", "ten"],
@@ -157,7 +158,8 @@ def test_config_from_dict_starts_from_a_base():
     ({"save_every": 0}, r"save_every must be an integer >= 1, got 0"),
     ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32\), got -1"),
     ({"seed": 2**32}, r"seed must be an integer in \[0, 2\*\*32\), got 4294967296"),
-    ({"vocab_size": 100}, r"vocab_size must be an integer >= 256, got 100"),
+    ({"vocab_size": 100}, r"vocab_size must be an integer >= 257, got 100"),
+    ({"vocab_size": 256}, r"vocab_size must be an integer >= 257, got 256"),
     ({"max_bad_steps": 0}, r"max_bad_steps must be an integer >= 1, got 0"),
     ({"data": " "}, r"data must be a non-empty string or None, got ' '"),
     ({"cache_dir": ""}, r"cache_dir must be a non-empty string or None, got ''"),
@@ -175,6 +177,13 @@ def test_config_from_dict_starts_from_a_base():
     ({"optimizer_args": {"lr": 0.1}}, r"optimizer_args\['lr'\] is not allowed: .*--lr"),
     ({"optimizer_args": {"weight_decay": 0.1}}, r"--weight-decay"),
     ({"optimizer_args": {"rank": object}}, r"optimizer_args\['rank'\] must be a number"),
+    ({"optimizer_args": {"rank": 0}}, r"optimizer_args\['rank'\]: rank must be an integer >= 1, "
+                                      r"got 0"),
+    ({"optimizer_args": {"betas": [0.9, 1.5]}}, r"optimizer_args\['betas'\]: betas\[1\] must be "
+                                                r"in \[0, 1\), got 1.5"),
+    ({"optimizer_args": {"projector": "qr"}}, r"optimizer_args\['projector'\]: projector must "
+                                              r"be one of .*got 'qr'"),
+    ({"optimizer_args": {"update_gap": -3}}, r"update_gap must be an integer >= 1, got -3"),
 ])
 def test_every_validation_error_names_field_and_value(changes, match):
     with pytest.raises(ValueError, match=match):
@@ -238,3 +247,115 @@ def test_opt_pairs():
     assert config_from_args(args).optimizer_args == {"rank": 16}
     with pytest.raises(ValueError, match=r"optimizer_args\['lr'\] is not allowed"):
         config_from_args(parse(["--opt", "lr=0.1"]))
+
+
+# --- resume: the saved settings, changes refused or applied -------------------------------
+
+from snsm.train.checkpoint import CheckpointError  # noqa: E402
+from snsm.train.config import (check_paths, read_run_config, resume_changes,  # noqa: E402
+                               resume_config)
+from snsm.util.errors import ConflictError  # noqa: E402
+
+
+@pytest.fixture
+def saved_run(tmp_path):
+    """A run folder holding only the record resume reads (config.json)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    config = TrainConfig(optimizer="adamw_snsm", steps=12, eval_every=4, save_every=4,
+                         quiet=True, seq_len=32, vocab_size=300, out=str(run),
+                         optimizer_args={"rank": 8, "update_gap": 5})
+    (run / "config.json").write_text(json.dumps({"config": config.to_dict()}))
+    return run
+
+
+def test_resume_takes_the_saved_settings(saved_run):
+    config = config_from_args(parse(["--resume", str(saved_run)]))
+    assert (config.steps, config.optimizer_args, config.seq_len) == (12, {"rank": 8,
+                                                                         "update_gap": 5}, 32)
+    assert config.resume == config.out == str(saved_run) and config.quiet is True
+
+
+def test_resume_applies_the_changeable_flags_even_at_their_defaults(saved_run):
+    """--steps 200 and --no-quiet equal the defaults: given explicitly, they still apply."""
+    config = config_from_args(parse(["--resume", str(saved_run), "--steps", "200",
+                                     "--eval-every", "50", "--save-every", "7", "--no-quiet"]))
+    assert (config.steps, config.eval_every, config.save_every, config.quiet) == (200, 50, 7,
+                                                                                  False)
+    assert config.optimizer_args == {"rank": 8, "update_gap": 5}
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--lr", "0.1"], r"--lr 0.1 \(saved: 0.03\)"),
+    (["--optimizer", "adamw"], r"--optimizer adamw \(saved: adamw_snsm\)"),
+    (["--preset", "tiny", "--batch-size", "8"], r"--batch-size 8 \(saved: 16\)"),
+    (["--opt", "rank=16"], r"--opt rank=16 \(saved: rank=8\)"),
+    (["--opt", "projector=rsvd"], r"--opt projector=rsvd \(saved: no projector\)"),
+    (["--steps", "6"], r"--steps 6 \(saved: 12; a resumed run can only be made longer\)"),
+    (["--out", "elsewhere"], r"--out elsewhere \(the resumed folder is "),
+    (["--cache-dir", "other"], r"--cache-dir other \(saved: "),
+])
+def test_resume_refuses_any_other_change_in_one_line(saved_run, argv, named):
+    with pytest.raises(ConflictError, match=rf"^cannot resume .*run with {named}.*only --steps "
+                                            rf"\(larger\), --eval-every, --save-every and "
+                                            rf"--quiet can change") as info:
+        config_from_args(parse(["--resume", str(saved_run), *argv]))
+    assert "\n" not in str(info.value)
+
+
+def test_resume_accepts_flags_equal_to_the_saved_values(saved_run):
+    config = config_from_args(parse(["--resume", str(saved_run), "--lr", "0.03", "--seq-len",
+                                     "32", "--opt", "rank=8", "--optimizer", "adamw_snsm",
+                                     "--out", str(saved_run)]))
+    assert config == read_run_config(saved_run).__class__(**{
+        **read_run_config(saved_run).to_dict(), "resume": str(saved_run), "out": str(saved_run)})
+
+
+def test_resume_from_a_library_config(saved_run):
+    """A config without out: the settings away from their defaults are the changes."""
+    bare = TrainConfig(resume=str(saved_run))
+    assert resume_changes(bare) == {}
+    assert resume_config(saved_run, resume_changes(bare)).steps == 12
+    assert resume_config(saved_run, resume_changes(TrainConfig(resume=str(saved_run),
+                                                               steps=30))).steps == 30
+    with pytest.raises(ConflictError, match=r"--lr 0.5 \(saved: 0.03\)"):
+        resume_config(saved_run, resume_changes(TrainConfig(resume=str(saved_run), lr=0.5)))
+    complete = dataclasses.replace(read_run_config(saved_run), resume=str(saved_run), steps=200)
+    assert resume_config(saved_run, resume_changes(complete)).steps == 200  # out set: all count
+
+
+@pytest.mark.parametrize("content, match", [
+    ("{oops", r"config.json is corrupt \(not JSON: "),
+    ("[1, 2]", r"config.json is corrupt \(no 'config' table\)"),
+    ('{"config": {"steps": "many"}}', r"config.json is corrupt \(steps must be an integer"),
+    (b"\xff\xfe", r"config.json is corrupt \(not JSON: "),
+])
+def test_corrupt_run_record_is_one_line_naming_the_file(saved_run, content, match):
+    path = saved_run / "config.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(CheckpointError, match=rf"^cannot resume .*run: .*run/{match}") as info:
+        config_from_args(parse(["--resume", str(saved_run)]))
+    assert "\n" not in str(info.value)
+
+
+def test_resume_of_a_folder_that_is_no_run(tmp_path):
+    with pytest.raises(CheckpointError, match=r"cannot resume .*nowhere: no such folder"):
+        config_from_args(parse(["--resume", str(tmp_path / "nowhere")]))
+    with pytest.raises(CheckpointError, match=r"no config.json there \(not a run folder\)"):
+        config_from_args(parse(["--resume", str(tmp_path)]))
+
+
+def test_paths_are_checked_before_anything_is_created(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(FileNotFoundError, match=r"data path .*missing does not exist"):
+        check_paths(TrainConfig(data=str(tmp_path / "missing"), cache_dir=str(tmp_path / "c")))
+    (tmp_path / "data.csv").write_text("a,b")
+    with pytest.raises(ValueError, match=r"expected a .txt or .jsonl file or a folder"):
+        check_paths(TrainConfig(data=str(tmp_path / "data.csv"), cache_dir=str(tmp_path / "c")))
+    with pytest.raises(ValueError, match=r"out .*file/run' cannot be created: .*file' is a file"):
+        check_paths(TrainConfig(out=str(blocker / "run"), cache_dir=str(tmp_path / "c")))
+    with pytest.raises(ValueError, match=r"cache_dir .*file' is not a folder"):
+        check_paths(TrainConfig(out=str(tmp_path / "run"), cache_dir=str(blocker)))
+    check_paths(TrainConfig(out=str(tmp_path / "a" / "b"), cache_dir=str(tmp_path / "c")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "file"]

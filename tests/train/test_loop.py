@@ -1,12 +1,17 @@
 import dataclasses
+import errno
+import io
 import json
 import math
+import re
 
 import pytest
 import torch
 
 from snsm.train import checkpoint as ckpt
-from snsm.train.loop import Trainer, TrainingError, lr_factor, train
+from snsm.train.config import TrainConfig
+from snsm.train.loop import Trainer, TrainingError, evaluation_rows, lr_factor, train
+from snsm.util.errors import ConflictError
 
 
 def test_lr_schedule_warms_up_linearly_then_decays_to_the_floor():
@@ -67,7 +72,7 @@ def test_checkpoint_of_another_run_is_rejected(tiny_config):
     info["config"]["seed"] += 1
     (run_dir / "config.json").write_text(json.dumps(info))
     with pytest.raises(ckpt.CheckpointError, match="seed"):
-        train(dataclasses.replace(tiny_config, resume=str(run_dir)))
+        train(TrainConfig(resume=str(run_dir), quiet=True))  # the saved (edited) settings
 
 
 def test_non_finite_losses_are_skipped_then_stop_the_run(tiny_config, monkeypatch):
@@ -88,3 +93,90 @@ def test_non_finite_losses_are_skipped_then_stop_the_run(tiny_config, monkeypatc
     kept = ckpt.load_checkpoint(trainer.run_dir)
     assert kept["step"] == 4
     assert all(torch.equal(v, kept["model"][k]) for k, v in saved.items())
+
+
+def test_divergence_keeps_a_checkpoint_whose_parameters_are_good(tiny_config, caplog):
+    """AdamW at lr 1000 diverges within a few steps. Before: checkpoints were written after
+    the update that diverged and on skipped steps, so the one kept gave inf gradients."""
+    config = dataclasses.replace(tiny_config, optimizer="adamw", optimizer_args={}, lr=1e3,
+                                 warmup_ratio=1.0, steps=200, save_every=1, eval_every=100,
+                                 eval_batches=1, max_bad_steps=2)
+    stop = r"2 non-finite losses in a row at step \d+; stopping: the checkpoint of step \d+ is kept"
+    with pytest.raises(TrainingError, match=stop) as info:
+        train(config)
+    found = re.search(r"at step (\d+);.* of step (\d+)", str(info.value))
+    stopped, kept = int(found.group(1)), int(found.group(2))
+    assert kept == ckpt.load_checkpoint(config.out)["step"] < stopped - 1
+    resumed = Trainer(TrainConfig(resume=config.out, quiet=True))
+    assert resumed.step == kept and resumed.counters.bad_in_a_row == 0
+    loss, grad_norm = resumed._probe()
+    assert math.isfinite(loss) and math.isfinite(grad_norm)
+    params = resumed.model.state_dict().values()
+    assert max(p.abs().max().item() for p in params) < 1e3
+    assert "not saving the parameters" in caplog.text
+    resumed.close()
+
+
+def test_resume_with_more_steps_rebuilds_the_schedule(tiny_config):
+    run_dir = train(tiny_config)
+    leftovers = [run_dir / ".checkpoint.pt.99999.tmp", run_dir / ".metrics.jsonl.99999.tmp"]
+    for path in leftovers:  # a process killed mid-write leaves these
+        path.write_bytes(b"partial")
+    train(TrainConfig(resume=str(run_dir), steps=16))
+    assert not any(path.exists() for path in leftovers)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert [r["step"] for r in steps] == list(range(1, 17))
+    peak, c = tiny_config.resolved_lr, tiny_config
+    for r in steps[12:]:  # lr of step s (1-based) is the 16-step schedule's at s - 1
+        assert r["lr"] == pytest.approx(peak * lr_factor(r["step"] - 1, 16, c.warmup_ratio,
+                                                         c.min_lr_ratio), rel=1e-12)
+    assert steps[11]["lr"] == pytest.approx(peak * lr_factor(11, 12, c.warmup_ratio,
+                                                             c.min_lr_ratio), rel=1e-12)
+    info = json.loads((run_dir / "config.json").read_text())
+    assert info["config"]["steps"] == 16
+    assert info["resumes"] == [{"step": 12, "changed": {"steps": [12, 16]}}]
+    assert ckpt.load_checkpoint(run_dir)["step"] == 16
+    assert [row["step"] for row in evaluation_rows(records)] == [0, 4, 8, 12, 16]
+    with pytest.raises(ConflictError, match=r"--lr 0.5 \(saved: 0.03\)"):
+        train(TrainConfig(resume=str(run_dir), lr=0.5))
+
+
+def test_resume_refuses_data_whose_content_changed(tiny_config, corpus_dir):
+    config = dataclasses.replace(tiny_config, steps=4)
+    run_dir = train(config)
+    fingerprint = json.loads((run_dir / "config.json").read_text())["data"]["fingerprint"]
+    assert len(fingerprint) == 64
+    doc = corpus_dir / "doc0.txt"
+    doc.write_text(doc.read_text().replace("king", "kin", 1))  # same path, other content
+    with pytest.raises(ConflictError, match=r"cannot resume .*: the content of its data "
+                                            r"\(.*corpus\) changed since the run started"):
+        train(TrainConfig(resume=str(run_dir), steps=8))
+    assert ckpt.load_checkpoint(run_dir)["step"] == 4
+
+
+class _FullDisk(io.FileIO):
+    """A file on a full disk: every write fails with ENOSPC."""
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_full_disk_at_a_checkpoint_is_a_plain_error_and_leaves_no_temporary_file(
+        tiny_config, monkeypatch):
+    trainer = Trainer(tiny_config)
+    for _ in range(4):
+        trainer.metrics.append(trainer.train_step())
+    trainer.save()
+    trainer.metrics.append(trainer.train_step())
+    real_open = open
+    monkeypatch.setattr(ckpt, "open", lambda path, mode="r", *args, **kwargs: (
+        io.BufferedWriter(_FullDisk(path, "wb")) if "w" in mode
+        else real_open(path, mode, *args, **kwargs)), raising=False)
+    with pytest.raises(OSError, match=r"cannot write the checkpoint .*checkpoint.pt: No space "
+                                      r"left on device") as info:
+        trainer.save()
+    assert info.value.errno == errno.ENOSPC
+    assert [p.name for p in trainer.run_dir.iterdir() if p.name.endswith(".tmp")] == []
+    assert ckpt.load_checkpoint(trainer.run_dir)["step"] == 4
+    trainer.close()

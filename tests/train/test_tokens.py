@@ -173,3 +173,19 @@ def test_real_shakespeare_tokens(tmp_path):
     assert np.count_nonzero(data.val == data.eot_id) == len(corpus.val) - 1
     eot = int(np.flatnonzero(data.val == data.eot_id)[0])
     assert data.tokenizer().decode(data.val[:eot].tolist()) == corpus.val[0]
+
+
+def test_a_long_data_name_gives_a_bounded_cache_folder(tmp_path, corpus):
+    """A 240-character file name made the entry's folder name exceed 255 bytes (ENAMETOOLONG)."""
+    from snsm.train.corpora import local_files
+
+    path = tmp_path / ("w" * 240 + ".txt")
+    path.write_text("".join(corpus.train))
+    long = local_files(path)
+    assert len(long.name) > 240
+    data = prepare_tokens(long, tmp_path / "cache", vocab_size=300)
+    name = data.cache_dir.name
+    assert len(name) <= tokens.MAX_NAME_CHARS + 17 and name.startswith("local-www")
+    assert name.endswith(tokens.cache_key(long, 300)[:16])
+    assert prepare_tokens(long, tmp_path / "cache", vocab_size=300).cache_dir == data.cache_dir
+    assert data.stats["fingerprint"] == long.fingerprint()

@@ -6,14 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
+from snsm.cli.args import nonnegative_int, positive_int as _positive
 from snsm.optim.routing import ROUTES
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
+from snsm.train.config import TrainConfig, check_paths, validate
+from snsm.util.checks import check_writable_folder
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -41,7 +37,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     bench.add_argument("--seq-len", type=_positive, help="sequence length (default: the preset's)")
     bench.add_argument("--batch-size", type=_positive, help="batch size (default: the suite's)")
     bench.add_argument("--vocab-size", type=_positive, help="BPE vocabulary size (default 8192)")
-    bench.add_argument("--timing-rounds", type=int, default=5,
+    bench.add_argument("--timing-rounds", type=nonnegative_int, default=5,
                        help="interleaved step-time rounds after the runs (0: use the runs' "
                             "own medians)")
     bench.add_argument("--threads", type=_positive, default=None,
@@ -50,6 +46,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     bench.add_argument("--cache-dir", default=None, help="token cache folder")
     bench.set_defaults(run=run_bench)
     return bench
+
+
+def _check_settings(args: argparse.Namespace, out: Path, work: Path) -> None:
+    """The harness settings and folders checked before any data is read or folder made."""
+    given = {key: value for key in ("steps", "batch_size", "seq_len", "vocab_size", "data",
+                                    "cache_dir") if (value := getattr(args, key)) is not None}
+    config = validate(TrainConfig(**given, out=str(work)))
+    check_writable_folder("--out", out)
+    check_writable_folder("--work", work)
+    check_paths(config)
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -67,6 +73,7 @@ def run_bench(args: argparse.Namespace) -> int:
     suite = select(suite, labels)
     out = Path(args.out or f"runs/bench/{time.strftime('%Y-%m-%d')}-{suite.name}")
     work = Path(args.work or out.parent / f"work-{out.name}")
+    _check_settings(args, out, work)
     options = SuiteOptions(steps=args.steps, seeds=args.seeds, tune=args.tune,
                            cache_dir=args.cache_dir, pretrain_steps=args.pretrain_steps,
                            data=args.data, seq_len=args.seq_len, batch_size=args.batch_size,

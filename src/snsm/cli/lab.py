@@ -6,6 +6,7 @@ import argparse
 import json
 
 from snsm.lab.registry import EXPERIMENTS, run
+from snsm.util.checks import check_writable_folder
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,6 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    check_writable_folder("--out", args.out)
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
     results = []
     for name in names:

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 
-from snsm.train.config import TrainConfig, add_train_arguments, config_from_args
+from snsm.cli.args import positive_int
+from snsm.train.config import (TrainConfig, add_train_arguments, check_paths, config_from_args,
+                               validate)
+from snsm.util.tables import text_table
+
+EVALUATION_COLUMNS = [("step", "step"), ("tokens", "tokens"), ("train loss", "train_loss"),
+                      ("val loss", "val_loss"), ("val ppl", "val_ppl")]
 
 
 def add_parser(subparsers) -> None:
@@ -14,20 +22,36 @@ def add_parser(subparsers) -> None:
     train.set_defaults(run=run_train)
 
     demo = subparsers.add_parser("demo", help="adamw vs adamw_sn vs adamw_snsm on the tiny LLaMA")
-    demo.add_argument("--steps", type=int, default=300)
-    demo.add_argument("--eval-every", type=int, default=25)
+    demo.add_argument("--steps", type=positive_int, default=300)
+    demo.add_argument("--eval-every", type=positive_int, default=25)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--cache-dir", default=None)
+    demo.add_argument("--data", default=None,
+                      help="local text file or folder (default: Shakespeare)")
+    demo.add_argument("--vocab-size", type=positive_int, default=None,
+                      help="BPE vocabulary size (default 8192)")
+    demo.add_argument("--seq-len", type=positive_int, default=None,
+                      help="sequence length (default: the preset's)")
+    demo.add_argument("--batch-size", type=positive_int, default=None,
+                      help="batch size (default 16)")
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(run=run_demo)
 
 
+def _is_main_rank() -> bool:
+    """Whether this process prints (rank 0 under torchrun, or alone)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def run_train(args: argparse.Namespace) -> int:
-    from snsm.train.loop import train
+    from snsm.train.loop import METRICS_NAME, evaluation_rows, read_records, train
 
     run_dir = train(config_from_args(args))
-    print(f"run folder: {run_dir}")
+    if _is_main_rank():
+        print(text_table(evaluation_rows(read_records(run_dir / METRICS_NAME)),
+                         EVALUATION_COLUMNS))
+        print(f"run folder: {run_dir}")
     return 0
 
 
@@ -35,11 +59,14 @@ def run_demo(args: argparse.Namespace) -> int:
     from snsm.bench.demo import run_demo as demo
     from snsm.bench.report import format_table
 
-    base = TrainConfig(preset="tiny", steps=args.steps, eval_every=args.eval_every,
-                       save_every=100, seed=args.seed, quiet=args.quiet,
-                       **({"cache_dir": args.cache_dir} if args.cache_dir else {}))
+    given = {key: value for key in ("cache_dir", "data", "vocab_size", "seq_len", "batch_size")
+             if (value := getattr(args, key)) is not None}
+    base = validate(TrainConfig(preset="tiny", steps=args.steps, eval_every=args.eval_every,
+                                save_every=100, seed=args.seed, quiet=args.quiet, **given))
+    check_paths(dataclasses.replace(base, out=args.out))
     rows = demo(args.out, base)
-    print(f"tiny LLaMA on Shakespeare, {args.steps} steps, batch {base.batch_size}, "
+    data = args.data or "Shakespeare"
+    print(f"tiny LLaMA on {data}, {args.steps} steps, batch {base.batch_size}, "
           f"seed {args.seed} (curves: {args.out}/demo.png)")
     print(format_table(rows))
     return 0

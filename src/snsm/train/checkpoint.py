@@ -4,15 +4,19 @@ A checkpoint holds the model, optimizer and scheduler state dicts, the RNG
 states, the data position (the next step; batches are a pure function of the
 step) and the run's counters. It is written to a temporary file in the run
 folder, flushed to disk, then renamed over ``checkpoint.pt``: a crash at any
-moment leaves the previous checkpoint intact.
+moment leaves the previous checkpoint intact. A write that fails (disk full, no
+permission) removes its temporary file and raises OSError saying what could not be
+written and why; files left by a process killed mid-write (``.NAME.PID.tmp``) are
+removed by :func:`remove_leftovers` when the next run on the folder starts.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -42,15 +46,66 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+_LEFTOVER = re.compile(r"^\..+\.\d+\.tmp$")  # the temporary files of write_atomically
+
+
+class _Recorder:
+    """A binary file wrapper that remembers the OSError of a failed write (torch may report
+    it as a RuntimeError of its own, such as "unexpected pos")."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def write_atomically(path: str | Path, write: Callable[[Any], None], what: str = "file") -> Path:
+    """Call ``write(binary file)`` on a temporary file beside ``path``, flush it to disk, then
+    rename it over ``path``. On failure the temporary file is removed and an OSError names
+    ``what``, the path and the reason (No space left on device, Permission denied, ...)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    recorder = None
+    try:
+        with open(tmp, "wb") as handle:
+            recorder = _Recorder(handle)
+            write(recorder)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        error = (recorder.error if recorder is not None else None) or exc
+        if isinstance(error, OSError):
+            reason = error.strerror or str(error)
+            raise OSError(error.errno, f"cannot write the {what} {path}: {reason}") from exc
+        raise
+    return path
+
+
+def remove_leftovers(run_dir: str | Path) -> list[Path]:
+    """Remove the temporary files a killed process left in ``run_dir``; returns them."""
+    removed = [p for p in Path(run_dir).iterdir() if p.is_file() and _LEFTOVER.match(p.name)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+        logger.info("removed %s, left by an interrupted write", path)
+    return removed
+
+
 def save_checkpoint(run_dir: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (plus the format version) atomically to ``run_dir/checkpoint.pt``."""
     path = Path(run_dir) / CHECKPOINT_NAME
-    tmp = path.with_name(f".{CHECKPOINT_NAME}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        torch.save({"format": FORMAT_VERSION, **payload}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_atomically(path, lambda handle: torch.save({"format": FORMAT_VERSION, **payload},
+                                                     handle), "checkpoint")
     logger.debug("checkpoint written: %s (step %s)", path, payload.get("step"))
     return path
 

@@ -4,12 +4,21 @@
 the file overrides the defaults; ``--opt KEY=VALUE`` pairs are merged into the
 file's ``optimizer_args``) and validates the result. Every check raises
 ValueError naming the field, the value and what is expected.
+
+Resuming (``--resume RUN``): the run's saved settings (``RUN/config.json``) are the base.
+Only ``RESUME_CHANGEABLE`` settings may differ: ``steps`` (larger only; the warmup+cosine
+schedule is then rebuilt for the new total, from the resumed step on: the lr of step s
+becomes the one a run planned for the new total has at step s), ``eval_every``,
+``save_every`` and ``quiet``. Any other setting given with a different value is refused
+with :class:`~snsm.util.errors.ConflictError` naming the flag, the value given and the
+saved one (:func:`resume_config`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import functools
 import json
 import math
@@ -20,12 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from snsm.util.checks import check_choice, check_int, check_nonnegative
 from snsm.measure.models import PRESETS
+from snsm.optim.optimizer import check_hyperparameters
 from snsm.optim.registry import get_spec, list_optimizers
+from snsm.train.checkpoint import CheckpointError
+from snsm.train.corpora import TEXT_SUFFIXES
+from snsm.util.checks import check_choice, check_int, check_nonnegative, check_writable_folder
+from snsm.util.errors import ConflictError
 
 PARALLEL_CHOICES = ("none", "ddp", "fsdp")
-MIN_VOCAB_SIZE = 256  # a byte-level BPE vocabulary holds the 256 bytes
+MIN_VOCAB_SIZE = 257  # a byte-level BPE vocabulary holds the 256 bytes and the end-of-text token
+CONFIG_NAME = "config.json"  # the run record in a run folder: {"config": {...}, ...}
+# Settings a resumed run may change (steps: only to a larger value).
+RESUME_CHANGEABLE = ("steps", "eval_every", "save_every", "quiet")
 # Constructor arguments the harness sets itself: never part of optimizer_args.
 _HARNESS_ARGS = ("params", "lr", "weight_decay")
 
@@ -82,7 +98,9 @@ _HELP = {
     "preset": "model preset", "optimizer": "optimizer of the registry",
     "lr": "peak learning rate (default: the optimizer's harness_lr in the registry)",
     "plain_lr": "lr of the plain group: embeddings, norms (default: lr)",
-    "steps": "optimizer steps", "batch_size": "sequences per micro-batch",
+    "steps": "optimizer steps (with --resume: a larger total extends the run, and the warmup+"
+             "cosine schedule is rebuilt for the new total from the resumed step on)",
+    "batch_size": "sequences per micro-batch",
     "grad_accum": "micro-batches per step", "seq_len": "sequence length (default: the preset's)",
     "warmup_ratio": "linear warmup, as a fraction of the steps",
     "min_lr_ratio": "final lr of the cosine decay, as a fraction of the peak",
@@ -92,7 +110,10 @@ _HELP = {
     "seed": "seed of the model init and batches", "data": "local text file or folder",
     "hf_dataset": "Hugging Face dataset (streamed)", "hf_config": "config of --hf-dataset",
     "vocab_size": "BPE vocabulary size", "cache_dir": "token cache folder ($SNSM_CACHE)",
-    "out": "run folder", "resume": "run folder to resume", "quiet": "no progress bar",
+    "out": "run folder (locked while a run uses it)",
+    "resume": "run folder to resume; only --steps (larger), --eval-every, --save-every and "
+              "--quiet may differ from its saved settings",
+    "quiet": "no progress bar (there is none when stderr is not a terminal)",
     "max_bad_steps": "stop after this many non-finite losses in a row",
     "parallel": "data parallelism under torchrun: ddp or fsdp (FSDP2); batch_size is per rank",
 }
@@ -165,6 +186,10 @@ def _check_optimizer_args(optimizer: str, args: dict[str, Any]) -> None:
         if not _is_json_value(value):
             raise ValueError(f"optimizer_args[{key!r}] must be a number, string, bool or list, "
                              f"got {value!r}")
+        try:
+            check_hyperparameters({key: value})
+        except ValueError as exc:
+            raise ValueError(f"optimizer_args[{key!r}]: {exc}") from None
 
 
 def validate(config: TrainConfig) -> TrainConfig:
@@ -303,8 +328,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults < ``--config`` file < flags given (``--opt`` merged into optimizer_args)."""
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings ``args`` gives: its ``--config`` file's, then the flags set (not None),
+    ``--opt`` pairs merged into ``optimizer_args``."""
     given = vars(args)
     values: dict[str, Any] = {}
     if given.get("config") is not None:
@@ -318,4 +344,154 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             key, value = parse_opt(item) if isinstance(item, str) else item
             optimizer_args[key] = value
         values["optimizer_args"] = optimizer_args
+    return values
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults < ``--config`` file < flags given (``--opt`` merged into optimizer_args);
+    with ``--resume RUN``: the run's saved settings < the settings given (:func:`resume_config`)."""
+    values = _given(args)
+    if values.get("resume") is not None:
+        return resume_config(values["resume"], values)
     return config_from_dict(values)
+
+
+def read_run_record(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` record of run folder ``run_dir``; CheckpointError (one line naming
+    the file) when it is missing, unreadable or not a record with a ``config`` table."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not Path(run_dir).is_dir():
+        raise CheckpointError(f"cannot resume {run_dir}: no such folder")
+    if not path.is_file():
+        raise CheckpointError(f"cannot resume {run_dir}: no {CONFIG_NAME} there (not a run "
+                              f"folder)")
+    try:
+        record = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise CheckpointError(f"cannot resume {run_dir}: cannot read {path}: "
+                              f"{exc.strerror or exc}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise CheckpointError(f"cannot resume {run_dir}: {path} is corrupt (not JSON: "
+                              f"{exc})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise CheckpointError(f"cannot resume {run_dir}: {path} is corrupt (no 'config' "
+                              f"table)")
+    return record
+
+
+def read_run_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The saved settings of run folder ``run_dir`` (errors name its ``config.json``)."""
+    path = Path(run_dir) / CONFIG_NAME
+    try:
+        return config_from_dict(read_run_record(run_dir)["config"])
+    except CheckpointError:
+        raise
+    except ValueError as exc:
+        raise CheckpointError(f"cannot resume {run_dir}: {path} is corrupt ({exc})") from None
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _effective(config: TrainConfig, key: str) -> Any:
+    """The value ``key`` takes in a run: derived values (None) resolved."""
+    if key == "lr":
+        return config.resolved_lr
+    if key == "plain_lr":
+        return config.resolved_lr if config.plain_lr is None else config.plain_lr
+    if key == "seq_len":
+        return config.seq_len or PRESETS[config.preset].seq_len
+    return getattr(config, key)
+
+
+def _same_folder(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def _resume_conflicts(saved: TrainConfig, values: dict[str, Any], run_dir) -> list[str]:
+    """One phrase per setting of ``values`` that a resume of ``saved`` cannot change."""
+    conflicts = []
+    out = values.get("out")
+    if out is not None and not _same_folder(out, run_dir):
+        conflicts.append(f"--out {out} (the resumed folder is {run_dir})")
+    for key, value in values.get("optimizer_args", {}).items():
+        if key not in saved.optimizer_args or saved.optimizer_args[key] != value:
+            was = (f"{key}={saved.optimizer_args[key]}" if key in saved.optimizer_args
+                   else f"no {key}")
+            conflicts.append(f"--opt {key}={value} (saved: {was})")
+    for key, value in values.items():
+        if key in ("out", "resume", "optimizer_args") or key in RESUME_CHANGEABLE:
+            continue
+        replaced = dataclasses.replace(saved, **{key: value})
+        if _effective(replaced, key) != _effective(saved, key):
+            conflicts.append(f"{_flag(key)} {value} (saved: {_effective(saved, key)})")
+    steps = values.get("steps", saved.steps)
+    if steps < saved.steps:
+        conflicts.append(f"--steps {steps} (saved: {saved.steps}; a resumed run can only "
+                         f"be made longer)")
+    return conflicts
+
+
+def resume_config(run_dir: str | os.PathLike, changes: Mapping[str, Any] | None = None
+                  ) -> TrainConfig:
+    """The saved settings of run ``run_dir`` with ``changes`` applied, validated.
+
+    Only ``RESUME_CHANGEABLE`` settings are applied; ConflictError, in one line naming each
+    flag, the value given and the saved value, when any other setting differs (``lr``,
+    ``plain_lr`` and ``seq_len`` compare as resolved: ``--lr`` equal to the optimizer's
+    default lr is no change) or when ``steps`` is fewer than saved.
+    """
+    saved = read_run_config(run_dir)
+    values = _typed(dict(changes or {}))
+    conflicts = _resume_conflicts(saved, values, run_dir)
+    if conflicts:
+        raise ConflictError(
+            f"cannot resume {run_dir} with {'; '.join(conflicts)}: on resume only --steps "
+            f"(larger), --eval-every, --save-every and --quiet can change; start a new run "
+            f"with --out to change the others")
+    changed = {k: v for k, v in values.items() if k in RESUME_CHANGEABLE}
+    return validate(dataclasses.replace(saved, **changed, resume=str(run_dir),
+                                        out=str(run_dir)))
+
+
+def resume_changes(config: TrainConfig) -> dict[str, Any]:
+    """The changes a config given to ``train`` with ``resume`` set asks for.
+
+    With ``out`` set the config is complete (``config_from_args``, :func:`resume_config`,
+    or a saved config edited): every setting counts. With ``out`` unset
+    (``TrainConfig(resume=RUN, steps=400)``) only the settings away from their defaults
+    count; the others keep their saved values.
+    """
+    values = config.to_dict()
+    del values["resume"]
+    if config.out is not None:
+        return values
+    defaults = TrainConfig().to_dict()
+    return {key: value for key, value in values.items() if value != defaults[key]}
+
+
+def check_paths(config: TrainConfig, data: bool = True) -> None:
+    """The paths of ``config`` usable, checked before anything is read, built or created:
+    ``data`` exists (a .txt/.jsonl file or a folder) and ``cache_dir`` can be written or
+    created (both skipped with ``data=False``: tokens given another way), ``out`` can be
+    written or created, ``resume`` is a folder."""
+    if data:
+        _check_data_paths(config)
+    if config.resume is not None:
+        if not Path(config.resume).is_dir():
+            raise FileNotFoundError(errno.ENOENT, f"cannot resume {config.resume}: no such "
+                                                  f"folder")
+    else:
+        check_writable_folder("out", config.out or "runs")
+
+
+def _check_data_paths(config: TrainConfig) -> None:
+    if config.data is not None:
+        data = Path(config.data).expanduser()
+        if not data.exists():
+            raise FileNotFoundError(errno.ENOENT, f"data path {config.data} does not exist")
+        if data.is_file() and data.suffix.lower() not in TEXT_SUFFIXES:
+            raise ValueError(f"data path {config.data}: expected a .txt or .jsonl file or a "
+                             f"folder, got a {data.suffix or 'suffix-less'} file")
+    check_writable_folder("cache_dir", config.cache_dir)

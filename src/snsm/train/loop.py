@@ -1,6 +1,6 @@
 """The training loop: ``train(config)`` pre-trains a LLaMA and writes a run folder.
 
-Run folder: ``config.json`` (config, package versions, data stats),
+Run folder: ``config.json`` (config, package versions, data stats and fingerprint),
 ``metrics.jsonl`` (one record per step, one per evaluation), ``checkpoint.pt``
 (every ``save_every`` steps and at the end) and ``curves.png``. With
 ``parallel="ddp"|"fsdp"`` (under torchrun, :mod:`snsm.train.parallel`) rank 0 writes
@@ -9,16 +9,33 @@ them, and the model and optimizer go to ``dcp-stepN/`` (:mod:`snsm.train.dist_ch
 Schedule: linear warmup over ``warmup_ratio * steps`` steps, then cosine decay
 to ``min_lr_ratio`` times the peak. Batches are a pure function of (seed, step,
 micro-step, rank), so a resumed run sees exactly the data the uninterrupted run saw.
+
+Faults (each has a test in ``tests/test_faults.py``):
+
+* the run folder is locked (``.lock``, rank 0): a second process on it is refused at once;
+* a checkpoint is written only for parameters known good: no non-finite loss in a row and a
+  finite loss on the next batch, so the checkpoint kept after ``max_bad_steps`` is good;
+* SIGINT / SIGTERM: the current step finishes, the run is saved, the log says how to resume,
+  and :class:`~snsm.util.errors.Interrupted` carries the exit code (130 / 143); a second
+  signal abandons the step (the last checkpoint is kept);
+* a resume is refused when the data's content changed (its fingerprint) or a setting that
+  cannot change differs (:func:`snsm.train.config.resume_config`); temporary files left by a
+  killed write are removed when the next run on the folder starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import resource
+import signal
 import statistics
+import sys
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,22 +47,21 @@ import snsm
 from snsm.train import checkpoint as ckpt
 from snsm.train import dist_checkpoint
 from snsm.train import parallel as par
-from snsm.train.config import TrainConfig, config_from_dict, validate
+from snsm.train.config import (CONFIG_NAME, RESUME_CHANGEABLE, TrainConfig, check_paths,
+                               read_run_record, resume_changes, resume_config, validate)
 from snsm.train.corpora import load_corpus
 from snsm.train.models import build_model, count_parameters
 from snsm.train.tokens import TokenData, eval_batches, get_batch, prepare_tokens
 from snsm.util.environment import package_versions
+from snsm.util.errors import ConflictError, Interrupted, TrainingError
+from snsm.util.locks import FolderLock
 
 logger = logging.getLogger(__name__)
 
 VERSIONED = ("snsm", "torch", "transformers", "tokenizers", "numpy")  # in config.json
 
 METRICS_NAME = "metrics.jsonl"
-CONFIG_NAME = "config.json"
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (for example: non-finite losses in a row)."""
+__all__ = ["CONFIG_NAME", "METRICS_NAME", "Trainer", "TrainingError", "lr_factor", "train"]
 
 
 def lr_factor(step: int, total: int, warmup_ratio: float, min_ratio: float) -> float:
@@ -66,21 +82,34 @@ class Counters:
     bad_total: int = 0
 
 
-def _resolve_config(config: TrainConfig) -> tuple[TrainConfig, Path]:
-    """The run's config and folder; a resumed run takes its saved config."""
+def _resolve_config(config: TrainConfig, read_data: bool = True
+                    ) -> tuple[TrainConfig, Path, dict | None]:
+    """The run's config, folder and, when resumed, its saved record; all checked, none created
+    (the data paths only when the run reads its data: ``read_data``).
+
+    A resumed run takes its saved config with the changes ``config`` asks for
+    (:func:`~snsm.train.config.resume_changes`, :func:`~snsm.train.config.resume_config`).
+    """
     if config.resume:
         run_dir = Path(config.resume)
-        path = run_dir / CONFIG_NAME
-        if not path.is_file():
-            raise ckpt.CheckpointError(f"cannot resume {run_dir}: no {CONFIG_NAME} there")
-        saved = json.loads(path.read_text())["config"]
-        saved.update(resume=str(run_dir), quiet=config.quiet, out=str(run_dir))
-        return config_from_dict(saved), run_dir
+        resolved = resume_config(run_dir, resume_changes(config))
+        record = read_run_record(run_dir)
+        if not (run_dir / ckpt.CHECKPOINT_NAME).is_file():
+            raise ckpt.CheckpointError(
+                f"cannot resume {run_dir}: it holds no {ckpt.CHECKPOINT_NAME} (the run stopped "
+                f"before its first save); start it over with --out {run_dir}")
+        check_paths(resolved, data=read_data)
+        return resolved, run_dir, record
+    check_paths(config, data=read_data)
     run_dir = Path(config.out or f"runs/{config.optimizer}-{time.strftime('%Y%m%d-%H%M%S')}")
+    _check_no_run(run_dir)
+    return config, run_dir, None
+
+
+def _check_no_run(run_dir: Path) -> None:
     if (run_dir / ckpt.CHECKPOINT_NAME).exists():
-        raise ValueError(f"{run_dir} already holds a run; resume it with --resume {run_dir} "
-                         f"or choose another --out")
-    return config, run_dir
+        raise ConflictError(f"{run_dir} already holds a run; resume it with --resume {run_dir} "
+                            f"or choose another --out")
 
 
 class MetricsLog:
@@ -97,16 +126,19 @@ class MetricsLog:
         self._rewrite()
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records))
-        tmp.replace(self.path)
+        text = "".join(json.dumps(r) + "\n" for r in self.records)
+        ckpt.write_atomically(self.path, lambda handle: handle.write(text.encode()), "metrics")
 
     def append(self, record: dict) -> None:
         self.records.append(record)
         if self.path is None:
             return
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot write the metrics {self.path}: "
+                                     f"{exc.strerror or exc}") from exc
 
 
 def read_records(path: Path) -> list[dict]:
@@ -132,6 +164,63 @@ def _evaluate(model, batches, device, autocast) -> float:
     return statistics.fmean(losses)
 
 
+def evaluation_rows(records: list[dict]) -> list[dict]:
+    """One row per evaluation of a metrics log: step, tokens, mean training loss since the
+    previous evaluation, validation loss and perplexity (the final table of ``snsm train``)."""
+    rows, losses = [], []
+    for record in records:
+        if "loss" in record and math.isfinite(record["loss"]):
+            losses.append(record["loss"])
+        if "val_loss" in record:
+            rows.append({"step": record["step"], "tokens": record["tokens"],
+                         "train_loss": round(statistics.fmean(losses), 4) if losses else "-",
+                         "val_loss": round(record["val_loss"], 4),
+                         "val_ppl": round(record["val_ppl"], 2)})
+            losses = []
+    return rows
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+class StopRequest:
+    """SIGINT / SIGTERM handlers for the length of a run (main thread only; elsewhere none).
+
+    The first signal is recorded in ``signum`` (the loop stops after the current step);
+    a second one abandons the step at once with :class:`~snsm.util.errors.Interrupted`.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.signum is not None:
+            raise Interrupted(signum, f"{name} again: the step was abandoned; the last "
+                                      f"checkpoint is kept")
+        self.signum = signum
+        logger.warning("%s: stopping after this step, then saving (send it again to stop at "
+                       "once, without saving)", name)
+
+
 OptimizerFactory = Callable[[torch.nn.Module, TrainConfig], torch.optim.Optimizer]
 
 
@@ -147,17 +236,30 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, *, optimizer_factory: OptimizerFactory | None = None,
                  data: TokenData | None = None, initial_state: dict | None = None):
-        self.config, self.run_dir = _resolve_config(config)
+        self.config, self.run_dir, self.record = _resolve_config(config, read_data=data is None)
+        self.parallel = par.start(self.config.parallel)  # rank, world size, device
+        self.lock: FolderLock | None = None
+        self.saved_step: int | None = None  # the step of the checkpoint on disk
+        try:
+            self._build(optimizer_factory, data, initial_state)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, optimizer_factory: OptimizerFactory | None, data: TokenData | None,
+               initial_state: dict | None) -> None:
         c = self.config
-        self.parallel = par.start(c.parallel)  # rank, world size, device (see snsm.train.parallel)
         self.run_dir = self.parallel.broadcast(self.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._claim_folder()
         self.optimizer_factory = optimizer_factory
         self.device = self.parallel.device
         if data is None:
             corpus = load_corpus(c.data, c.hf_dataset, c.hf_config)
+            self._check_data(corpus.fingerprint())
             with self.parallel.main_first():  # rank 0 builds the token cache, the others read it
                 data = prepare_tokens(corpus, Path(c.cache_dir).expanduser(), c.vocab_size)
+        else:
+            self._check_data(data.stats.get("fingerprint"))
         self.data = data
         self.model = build_model(c.preset, self.data.vocab_size, c.seq_len, seed=c.seed)
         if initial_state is not None:
@@ -185,6 +287,47 @@ class Trainer:
         self.metrics = MetricsLog(self.run_dir / METRICS_NAME if self.parallel.is_main else None,
                                   self.step if c.resume else None)
 
+    def _claim_folder(self) -> None:
+        """Create and lock the run folder (rank 0; the others learn the outcome), then remove
+        the temporary files a killed write left there."""
+        error = None
+        if self.parallel.is_main:
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                self.lock = FolderLock(self.run_dir, "run folder").acquire()
+                weakref.finalize(self, self.lock.release)  # a Trainer never closed
+                if not self.config.resume:
+                    _check_no_run(self.run_dir)  # again, under the lock: a racing run
+                ckpt.remove_leftovers(self.run_dir)
+            except Exception as exc:
+                error = exc
+        error = self.parallel.broadcast(error)
+        if error is not None:
+            raise error
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    def _check_data(self, fingerprint: str | None) -> None:
+        """On resume: ConflictError when the data's content differs from the saved run's."""
+        if self.record is None:
+            return
+        saved = (self.record.get("data") or {}).get("fingerprint")
+        if saved is None or fingerprint is None:
+            logger.warning("%s: the data's fingerprint is unknown (a run of an older snsm); "
+                           "its content cannot be checked", self.run_dir)
+        elif fingerprint != saved:
+            c = self.config
+            source = c.data or c.hf_dataset or "shakespeare"
+            raise ConflictError(
+                f"cannot resume {self.run_dir}: the content of its data ({source}) changed "
+                f"since the run started (fingerprint {fingerprint[:12]}, saved {saved[:12]}); "
+                f"restore the data, or train on it in a new run with --out")
+
+    def close(self) -> None:
+        """Release the run folder and the process group this run created."""
+        if self.lock is not None:
+            self.lock.release()
+        self.parallel.close()
+
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16)
 
@@ -195,7 +338,12 @@ class Trainer:
         if self.optimizer_factory is not None:
             info["optimizer_factory"] = getattr(self.optimizer_factory, "name",
                                                 repr(self.optimizer_factory))
-        (self.run_dir / CONFIG_NAME).write_text(json.dumps(info, indent=2, default=str))
+        self._write_record(info)
+
+    def _write_record(self, info: dict) -> None:
+        text = json.dumps(info, indent=2, default=str)
+        ckpt.write_atomically(self.run_dir / CONFIG_NAME, lambda h: h.write(text.encode()),
+                              "run record")
 
     def _restore(self, payload: dict) -> None:
         if self.parallel.enabled:
@@ -206,19 +354,86 @@ class Trainer:
         self.scheduler.load_state_dict(payload["scheduler"])
         ckpt.set_rng_state(payload["rng"])
         self.counters = Counters(**payload["counters"])
-        self.step = payload["step"]
+        self.step = self.saved_step = payload["step"]
         logger.info("resumed %s at step %d", self.run_dir, self.step)
+        self._rebuild_schedule(payload.get("config", {}).get("steps", self.config.steps))
+        self._record_changes()
+
+    def _rebuild_schedule(self, saved_steps: int) -> None:
+        """A checkpoint of a run planned for ``saved_steps``, resumed for more: the lr of the
+        next step is the new schedule's (``LambdaLR`` follows the new total from then on)."""
+        c = self.config
+        if saved_steps == c.steps:
+            return
+        factor = lr_factor(self.step, c.steps, c.warmup_ratio, c.min_lr_ratio)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base * factor
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        logger.info("steps %d -> %d: the schedule is rebuilt for %d steps from step %d "
+                    "(lr factor %.4g)", saved_steps, c.steps, c.steps, self.step, factor)
+
+    def _record_changes(self) -> None:
+        """Write the settings this resume changed into config.json (rank 0)."""
+        saved = self.record["config"]
+        changed = {k: [saved.get(k), getattr(self.config, k)] for k in RESUME_CHANGEABLE
+                   if saved.get(k) != getattr(self.config, k)}
+        if changed and self.parallel.is_main:
+            self.record["config"] = {**saved, **{k: new for k, (_, new) in changed.items()}}
+            self.record.setdefault("resumes", []).append({"step": self.step, "changed": changed})
+            self._write_record(self.record)
 
     def save(self) -> None:
+        """Write the checkpoint of the current step (no check: see :meth:`checkpoint`)."""
         payload = {"step": self.step, "scheduler": self.scheduler.state_dict(),
                    "rng": ckpt.rng_state(), "counters": vars(self.counters),
                    "config": self.config.to_dict()}
         if self.parallel.enabled:  # model and optimizer through torch.distributed.checkpoint
             dist_checkpoint.save(self.run_dir, payload, self.model, self.optimizer,
                                  self.parallel)
-            return
-        ckpt.save_checkpoint(self.run_dir, {**payload, "model": self.model.state_dict(),
-                                            "optimizer": self.optimizer.state_dict()})
+        else:
+            ckpt.save_checkpoint(self.run_dir, {**payload, "model": self.model.state_dict(),
+                                                "optimizer": self.optimizer.state_dict()})
+        self.saved_step = self.step
+
+    def _probe(self) -> tuple[float, float]:
+        """Loss and gradient norm of the current parameters on the next step's first
+        micro-batch (averaged over the ranks); the gradients are dropped, nothing changes."""
+        c = self.config
+        inputs, targets = get_batch(self.data.train, self.step * c.grad_accum, c.batch_size,
+                                    self.seq_len, c.seed, self.parallel.rank,
+                                    self.parallel.world_size)
+        with self.autocast():
+            logits = self.model(input_ids=inputs.to(self.device)).logits
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.to(self.device).flatten())
+        loss.backward()
+        grad_norm = par.scalar(torch.nn.utils.clip_grad_norm_(self.model.parameters(), math.inf))
+        self.model.zero_grad(set_to_none=True)
+        return self.parallel.mean(loss.item()), grad_norm
+
+    def checkpoint(self) -> bool:
+        """Save the current step if its parameters are known good: no non-finite loss in a row,
+        and a finite loss and gradient on the next batch (:meth:`_probe`). Otherwise the
+        previous checkpoint is kept. Returns whether the current step is saved."""
+        if self.saved_step == self.step:
+            return True
+        if self.counters.bad_in_a_row == 0:
+            loss, grad_norm = self._probe()
+            if math.isfinite(loss) and math.isfinite(grad_norm):
+                self.save()
+                return True
+            reason = (f"they give a non-finite loss or gradient on the next batch (loss {loss}, "
+                      f"grad norm {grad_norm})")
+        else:
+            reason = f"the last {self.counters.bad_in_a_row} losses were not finite"
+        if self.parallel.is_main:
+            logger.warning("step %d: not saving the parameters, %s; %s", self.step, reason,
+                           self._kept())
+        return False
+
+    def _kept(self) -> str:
+        if self.saved_step is None:
+            return "no checkpoint has been written"
+        return f"the checkpoint of step {self.saved_step} is kept in {self.run_dir}"
 
     def _forward_backward(self) -> float:
         """Accumulate gradients over ``grad_accum`` micro-batches; returns the mean loss."""
@@ -261,36 +476,90 @@ class Trainer:
         if self.counters.bad_in_a_row >= c.max_bad_steps:
             raise TrainingError(
                 f"{self.counters.bad_in_a_row} non-finite losses in a row at step {self.step}; "
-                f"stopping. The last good checkpoint is kept in {self.run_dir}")
+                f"stopping: {self._kept()}")
         return {"step": self.step, "tokens": self.counters.tokens, "loss": loss, "lr": lr,
                 "grad_norm": grad_norm, "skipped": not finite, "step_time": elapsed,
                 "tokens_per_s": tokens / elapsed, "state_bytes": snsm.state_bytes(self.optimizer),
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
     def evaluate(self) -> dict:
-        """Validation loss and perplexity on the fixed held-out batches (outside the clock)."""
+        """Validation loss and perplexity on the fixed held-out batches (outside the clock);
+        one log line with the mean training loss and lr since the previous evaluation."""
         val_loss = _evaluate(self.model, self.eval_set, self.device, self.autocast)
         record = {"step": self.step, "tokens": self.counters.tokens, "val_loss": val_loss,
                   "val_ppl": math.exp(min(val_loss, 50.0))}
-        self.metrics.append(record)
         if self.parallel.is_main:
-            logger.info("step %d: val loss %.4f, ppl %.2f", self.step, val_loss,
-                        record["val_ppl"])
+            logger.info("%s", self._evaluation_line(record))
+        self.metrics.append(record)
         return record
 
-    def run(self) -> Path:
-        """Train until ``config.steps``; returns the run folder."""
+    def _evaluation_line(self, record: dict) -> str:
+        since = []
+        for r in reversed(self.metrics.records):
+            if "val_loss" in r:
+                break
+            since.append(r)
+        line = f"step {self.step}/{self.config.steps}:"
+        losses = [r["loss"] for r in since if math.isfinite(r["loss"])]
+        if losses:
+            line += f" train loss {statistics.fmean(losses):.4f},"
+        line += f" val loss {record['val_loss']:.4f}, ppl {record['val_ppl']:.2f}"
+        if since:
+            speed = statistics.median(r["tokens_per_s"] for r in since)
+            line += f", lr {since[0]['lr']:.3g}, {speed:.0f} tok/s"
+        return line
+
+    @contextlib.contextmanager
+    def _progress(self):
+        """A tqdm bar on a terminal (stderr), log lines going above it; elsewhere none."""
         from tqdm.auto import tqdm
 
+        c = self.config
+        shown = not c.quiet and self.parallel.is_main and _is_terminal(sys.stderr)
+        with tqdm(total=c.steps, initial=self.step, disable=not shown, unit="step",
+                  desc=c.optimizer) as bar:
+            if not shown:
+                yield bar
+                return
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            with logging_redirect_tqdm():
+                yield bar
+
+    def _stop_signal(self, stop: StopRequest) -> int:
+        """The signal this run stops on (0: none); every rank agrees (one all-reduce)."""
+        signum = stop.signum or 0
+        return self.parallel.max(signum) if self.parallel.enabled else signum
+
+    def _interrupt(self, signum: int) -> None:
+        """Save (if good) and raise Interrupted with how to resume."""
+        saved = self.checkpoint()
+        name = signal.Signals(signum).name
+        if saved:
+            message = (f"{name}: stopped after step {self.step}, saved in {self.run_dir}; "
+                       f"resume with: snsm train --resume {self.run_dir}")
+        elif self.saved_step is not None:
+            message = (f"{name}: stopped after step {self.step}; {self._kept()}; resume with: "
+                       f"snsm train --resume {self.run_dir}")
+        else:
+            message = f"{name}: stopped after step {self.step}; no checkpoint was written"
+        if self.parallel.is_main:
+            logger.warning("%s", message)
+        raise Interrupted(signum, message, reported=True)
+
+    def run(self) -> Path:
+        """Train until ``config.steps``; returns the run folder. SIGINT / SIGTERM stop it
+        after the current step, saved (:class:`StopRequest`, :meth:`_interrupt`)."""
         from snsm.train.plots import plot_curves
 
         c = self.config
-        if self.step == 0:
-            self.evaluate()
-        with tqdm(total=c.steps, initial=self.step, disable=c.quiet or not self.parallel.is_main,
-                  unit="step",
-                  desc=c.optimizer) as bar:
+        with StopRequest() as stop, self._progress() as bar:
+            if self.step == 0 and not any("val_loss" in r for r in self.metrics.records):
+                self.evaluate()
             while self.step < c.steps:
+                signum = self._stop_signal(stop)
+                if signum:
+                    self._interrupt(signum)
                 record = self.train_step()
                 self.metrics.append(record)
                 bar.update(1)
@@ -300,7 +569,7 @@ class Trainer:
                 if self.step % c.eval_every == 0 or self.step == c.steps:
                     self.evaluate()
                 if self.step % c.save_every == 0 or self.step == c.steps:
-                    self.save()
+                    self.checkpoint()
         if self.parallel.is_main:
             plot_curves({c.optimizer: self.metrics.records}, self.run_dir / "curves.png")
         if self.counters.bad_total:
@@ -312,6 +581,8 @@ def train(config: TrainConfig, **hooks) -> Path:
     """Run (or resume) one training run; the caller's global RNG state is left as it was.
 
     ``hooks`` are :class:`Trainer`'s optional keyword arguments (``optimizer_factory``, ...).
+    Raises ValueError (ConflictError, CheckpointError) for bad settings or a refused resume,
+    TrainingError when the losses stay non-finite, Interrupted on SIGINT / SIGTERM.
     """
     validate(config)
     devices = list(range(torch.cuda.device_count()))
@@ -321,4 +592,4 @@ def train(config: TrainConfig, **hooks) -> Path:
         try:
             return trainer.run()
         finally:
-            trainer.parallel.close()
+            trainer.close()

@@ -80,6 +80,15 @@ class Parallel:
         dist.all_reduce(total)
         return total.item() / self.world_size
 
+    def max(self, value: int) -> int:
+        """The largest ``value`` over the ranks (one all-reduce; ``value`` itself when alone),
+        e.g. the signal a rank received, so that every rank stops after the same step."""
+        if not self.enabled:
+            return value
+        top = torch.tensor([value], dtype=torch.int64, device=self.device)
+        dist.all_reduce(top, op=dist.ReduceOp.MAX)
+        return int(top.item())
+
     def wrap(self, model: nn.Module) -> nn.Module:
         """``model`` (already on ``device``) for this mode: as is, under DDP, or sharded."""
         if self.mode == "ddp":

@@ -1,8 +1,11 @@
 """Byte-level BPE tokenizer, memory-mapped token cache, and deterministic batches.
 
-Cache entry: ``cache_dir / f"{corpus.name}-{key[:16]}"`` holding ``tokenizer.json``,
-``train.bin``, ``val.bin`` (raw uint16/uint32 token ids, documents joined by the
-end-of-text id) and ``manifest.json``, written last: an entry with a manifest is complete.
+Cache entry: ``cache_dir / entry_name(corpus.name, key)`` (the corpus name cut to
+``MAX_NAME_CHARS`` characters, then 16 hex digits of the key: well under the 255 bytes a
+file name may have) holding ``tokenizer.json``, ``train.bin``, ``val.bin`` (raw
+uint16/uint32 token ids, documents joined by the end-of-text id) and ``manifest.json``,
+written last: an entry with a manifest is complete. ``TokenData.stats["fingerprint"]`` is the
+corpus's content fingerprint, which a resumed run checks.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ EOT = "<|endoftext|>"
 FORMAT_VERSION = 1  # bump when the cache layout or tokenizer recipe changes
 MANIFEST = "manifest.json"
 MIN_VOCAB_SIZE = 257  # the 256 bytes and EOT
+MAX_NAME_CHARS = 64  # of the corpus name in a cache entry's folder name
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = 8192):
@@ -74,6 +78,11 @@ def cache_key(corpus: Corpus, vocab_size: int) -> str:
     """sha256 hex of what determines the cached tokens."""
     text = f"{corpus.fingerprint()}|{vocab_size}|{FORMAT_VERSION}"
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def entry_name(corpus_name: str, key: str) -> str:
+    """The cache entry's folder name: the corpus name (cut to ``MAX_NAME_CHARS``) and the key."""
+    return f"{corpus_name[:MAX_NAME_CHARS]}-{key[:16]}"
 
 
 def _encode(tokenizer, docs: list[str], eot_id: int, dtype: np.dtype) -> np.ndarray:
@@ -159,7 +168,7 @@ def _build_entry(corpus: Corpus, entry: Path, vocab_size: int, key: str) -> None
 def prepare_tokens(corpus: Corpus, cache_dir: str | Path, vocab_size: int = 8192) -> TokenData:
     """The tokens of ``corpus`` from the cache, building the entry first when it is absent."""
     key = cache_key(corpus, vocab_size)
-    entry = Path(cache_dir).expanduser() / f"{corpus.name}-{key[:16]}"
+    entry = Path(cache_dir).expanduser() / entry_name(corpus.name, key)
     data = _load_entry(entry)
     if data is not None:
         logger.info("reusing token cache %s", entry)
@@ -168,7 +177,7 @@ def prepare_tokens(corpus: Corpus, cache_dir: str | Path, vocab_size: int = 8192
         data = _load_entry(entry)
         if data is None:
             raise RuntimeError(f"token cache {entry} is unreadable right after writing it")
-    data.stats = {**data.stats, "cache": str(entry)}
+    data.stats = {**data.stats, "cache": str(entry), "fingerprint": corpus.fingerprint()}
     return data
 
 
@@ -177,7 +186,9 @@ def _check_tokens(tokens: np.ndarray, seq_len: int, what: str) -> None:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
     if tokens.ndim != 1 or len(tokens) < seq_len + 1:
         raise ValueError(f"{what}: need a 1-D token array of at least seq_len + 1 = "
-                         f"{seq_len + 1} tokens, got shape {tokens.shape}")
+                         f"{seq_len + 1} tokens, got shape {tokens.shape} (the data is too "
+                         f"short for this sequence length: use a smaller --seq-len or more "
+                         f"text)")
 
 
 def _windows(tokens: np.ndarray, starts: np.ndarray, seq_len: int):

@@ -1,8 +1,12 @@
-"""Argument checks shared by every optimizer: each raises ValueError naming the bad value."""
+"""Argument checks shared by every layer: each raises ValueError (PermissionError for a folder
+that cannot be written) naming the bad value and what is expected."""
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+from pathlib import Path
 from numbers import Real
 from typing import Any, Iterable
 
@@ -49,3 +53,21 @@ def check_bool(name: str, value: Any, allow_none: bool = False) -> Any:
         return value
     allowed = "True, False or None" if allow_none else "True or False"
     raise ValueError(f"{name} must be {allowed}, got {value!r}")
+
+
+def check_writable_folder(name: str, path: str | os.PathLike) -> Path:
+    """A folder that exists and can be written, or that can be created: its nearest existing
+    ancestor is a writable folder. Creates nothing."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} {str(path)!r} is not a folder (a file is in the way)")
+    ancestor = path.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{name} {str(path)!r} cannot be created: {str(ancestor)!r} is a "
+                         f"file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"{name} {str(path)!r} is not writable: no write "
+                                            f"permission on {str(ancestor)!r}")
+    return path
