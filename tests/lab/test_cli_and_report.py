@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from snsm.lab import EXPERIMENTS, run
-from snsm.lab.report import Result, format_cell, in_range
+from snsm.lab.report import Question, Result, format_cell, in_range
 from snsm.util.tables import markdown_table
 
 KEYS = {"experiment", "claim", "figure", "expected", "verdict"}
@@ -55,6 +55,30 @@ def test_failing_figure_gives_fails():
                     [{"a": 2.0}])
     assert result.verdict == "fails" and result.checks == {"a": False, "b": True}
     assert "OUT" in result.summary() and markdown_table(result.rows, cell=format_cell).startswith("| a |")
+
+
+def test_each_question_gets_its_own_verdict():
+    questions = [Question("claim", "in range?", ("a", "b")), Question("finding", "how?", ("c",))]
+    result = Result("x", "claim", {"a": 0.5, "b": 2.0, "c": 9.0},
+                    {"a": (0.0, 1.0), "b": (0.0, 1.0)}, [{"a": 0.5}], questions=questions)
+    assert [result.question_verdict(q) for q in questions] == ["fails", "reported"]
+    item = result.to_json()
+    assert [(q["name"], q["verdict"]) for q in item["questions"]] == [("claim", "fails"),
+                                                                      ("finding", "reported")]
+    assert "question finding: how? -> reported" in result.summary()
+    with pytest.raises(ValueError, match="questions must own measured figures"):
+        Result("x", "claim", {"a": 1.0}, {}, [], questions=[Question("q", "?", ("z",))])
+    with pytest.raises(ValueError, match="questions must own measured figures"):
+        Result("x", "claim", {"a": 1.0}, {}, [], questions=questions[:1] * 2)
+
+
+def test_question_verdicts_in_the_quick_json_follow_their_ranges(quick_results):
+    for name, item in quick_results.items():
+        for question in item.get("questions", []):
+            ranged = [k for k in question["figures"] if k in item["expected"]]
+            expected = ("reported" if not ranged else
+                        "holds" if all(item["checks"][k] for k in ranged) else "fails")
+            assert question["verdict"] == expected, (name, question["name"])
 
 
 def test_unknown_experiment_is_a_value_error(tmp_path):

@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 # experiment name -> module of snsm.lab exposing ``run(quick, out) -> Result``
 EXPERIMENTS: dict[str, str] = {
     "subset-norm": "subset_norm",
+    "adagrad-variants": "adagrad_variants",
     "adagrad-vs-sgd": "adagrad_vs_sgd",
     "high-probability": "high_probability",
     "heavy-tails": "heavy_tails",

@@ -3,6 +3,11 @@
 The verdict is mechanical: ``"holds"`` when every figure named in ``expected``
 is finite and inside its closed range (``None`` = unbounded), ``"fails"`` otherwise.
 Ranges are fixed in each experiment's module from the theory, not from the runs.
+
+An experiment may split its figures into :class:`Question`s, each with its own
+verdict by the same rule over the ranged figures it owns, or ``"reported"`` when it
+owns none (a finding, not a claim). The experiment's verdict stays the one over
+every range.
 """
 
 from __future__ import annotations
@@ -25,6 +30,18 @@ def in_range(value: float, bounds: Range) -> bool:
     return (lo is None or value >= lo) and (hi is None or value <= hi)
 
 
+REPORTED = "reported"  # the verdict of a question without ranges: figures only
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question an experiment answers: its name, its wording and the figures it owns."""
+
+    name: str
+    text: str
+    figures: tuple[str, ...]
+
+
 @dataclass
 class Result:
     """One experiment's outcome: claim, measured figure(s), expected ranges, table."""
@@ -37,12 +54,18 @@ class Result:
     notes: str = ""
     files: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    questions: list[Question] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         missing = set(self.expected) - set(self.figure)
         if missing:
             raise ValueError(f"{self.experiment}: expected ranges for unmeasured figures "
                              f"{sorted(missing)}")
+        owned = [name for q in self.questions for name in q.figures]
+        unknown = set(owned) - set(self.figure)
+        if unknown or len(owned) != len(set(owned)):
+            raise ValueError(f"{self.experiment}: questions must own measured figures, each "
+                             f"once (unknown: {sorted(unknown)})")
 
     @property
     def checks(self) -> dict[str, bool]:
@@ -52,12 +75,23 @@ class Result:
     def verdict(self) -> str:
         return "holds" if all(self.checks.values()) else "fails"
 
+    def question_verdict(self, question: Question) -> str:
+        """holds / fails over the ranged figures ``question`` owns; "reported" if none."""
+        checks = [self.checks[name] for name in question.figures if name in self.expected]
+        if not checks:
+            return REPORTED
+        return "holds" if all(checks) else "fails"
+
     def to_json(self) -> dict[str, Any]:
         return {"experiment": self.experiment, "claim": self.claim,
                 "figure": {k: _round(v) for k, v in self.figure.items()},
                 "expected": {k: list(v) for k, v in self.expected.items()},
                 "verdict": self.verdict, "checks": self.checks, "notes": self.notes,
-                "files": self.files, "seconds": round(self.seconds, 2)}
+                "files": self.files, "seconds": round(self.seconds, 2),
+                **({"questions": [{"name": q.name, "question": q.text,
+                                   "verdict": self.question_verdict(q),
+                                   "figures": list(q.figures)} for q in self.questions]}
+                   if self.questions else {})}
 
     def summary(self) -> str:
         """Claim, table, figure against its ranges, verdict: the text the CLI prints."""
@@ -68,6 +102,9 @@ class Result:
                 f"  expected [{_bound(bounds[0], '-inf')}, {_bound(bounds[1], 'inf')}] "
                 f"{'ok' if self.checks[name] else 'OUT'}")
             lines.append(f"  {name} = {_round(value)}{where}")
+        for question in self.questions:
+            lines.append(f"question {question.name}: {question.text} -> "
+                         f"{self.question_verdict(question)}")
         if self.notes:
             lines.append(f"note: {self.notes}")
         lines.append(f"verdict: {self.verdict}  ({self.seconds:.1f} s; files: "
