@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from snsm.train import checkpoint as ckpt
-from snsm.train.config import TrainConfig
-from snsm.train.loop import Trainer, TrainingError, evaluation_rows, lr_factor, train
+from snsm.train.config import TrainConfig, validate
+from snsm.train.loop import (Trainer, TrainingError, evaluation_rows, lr_factor, read_records,
+                             train)
 from snsm.util.errors import ConflictError
 
 
@@ -180,3 +181,24 @@ def test_full_disk_at_a_checkpoint_is_a_plain_error_and_leaves_no_temporary_file
     assert [p.name for p in trainer.run_dir.iterdir() if p.name.endswith(".tmp")] == []
     assert ckpt.load_checkpoint(trainer.run_dir)["step"] == 4
     trainer.close()
+
+
+def test_steps_inside_the_backward_pass_train_exactly_like_step(tiny_config, tmp_path):
+    runs = {}
+    for in_backward in (False, True):
+        config = dataclasses.replace(tiny_config, steps=6, grad_clip=0.5,
+                                     clip_rule="per-parameter", step_in_backward=in_backward,
+                                     out=str(tmp_path / f"run-{in_backward}"))
+        train(config)
+        runs[in_backward] = read_records(tmp_path / f"run-{in_backward}" / "metrics.jsonl")
+    regular, inside = runs[False], runs[True]
+    assert [r.get("val_loss") for r in regular] == [r.get("val_loss") for r in inside]
+    assert [r["grad_norm"] for r in regular if "loss" in r] == \
+        pytest.approx([r["grad_norm"] for r in inside if "loss" in r], rel=1e-5)
+    first = [r for r in regular if "loss" in r][0], [r for r in inside if "loss" in r][0]
+    assert first[1]["peak_memory_mb"] < first[0]["peak_memory_mb"]  # no gradient buffer
+
+
+def test_global_clipping_with_steps_inside_the_backward_pass_is_refused(tiny_config):
+    with pytest.raises(ValueError, match="clip_rule='per-parameter'"):
+        validate(dataclasses.replace(tiny_config, step_in_backward=True))

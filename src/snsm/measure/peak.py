@@ -30,6 +30,8 @@ class _LiveTensorBytes(TorchDispatchMode):
         self.peak = 0
 
     def add(self, tensor: torch.Tensor) -> None:
+        if type(tensor) not in (torch.Tensor, torch.nn.Parameter) or tensor.is_sparse:
+            return  # wrapper subclasses (DTensor, ...) have no storage of their own
         storage = tensor.untyped_storage()
         key, nbytes = storage.data_ptr(), storage.nbytes()
         if nbytes == 0 or key in self.live or tensor.device.type != "cpu":

@@ -42,6 +42,13 @@ from snsm.optim.sharding import is_dtensor
 from snsm.util.checks import check_int
 
 
+def clip_per_parameter_(grad: Tensor, max_norm: float, norm: Tensor | None = None) -> Tensor:
+    """g <- g min(1, max_norm / (||g|| + 1e-6)), one gradient alone (``norm``: ||g||, if known)."""
+    if norm is None:
+        norm = torch.linalg.vector_norm(grad, dtype=torch.float32)
+    return grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0).to(grad.dtype))
+
+
 class InBackwardSteps:
     """The hooks of :func:`step_in_backward`; :meth:`remove` detaches them."""
 
@@ -51,6 +58,7 @@ class InBackwardSteps:
         self.accumulation_steps = accumulation_steps
         self.max_norm = max_norm
         self.backward_passes: dict[int, int] = {}  # per parameter, since the hooks were attached
+        self._squared_norms: list[Tensor] = []
         self.handles = []
         if isinstance(model, nn.parallel.DistributedDataParallel):
             model.register_comm_hook(None, self._bucket_hook)  # DDP allows no removal
@@ -61,10 +69,17 @@ class InBackwardSteps:
         optimizer.__dict__["_in_backward"] = self
 
     def _update(self, param: Tensor, grad: Tensor) -> None:
-        if self.max_norm is not None:  # g <- g min(1, max_norm / ||g||)
-            norm = torch.linalg.vector_norm(grad, dtype=torch.float32)
-            grad.mul_((self.max_norm / (norm + 1e-6)).clamp(max=1.0).to(grad.dtype))
+        norm = torch.linalg.vector_norm(grad, dtype=torch.float32)
+        self._squared_norms.append(norm.square())
+        if self.max_norm is not None:
+            clip_per_parameter_(grad, self.max_norm, norm)
         self.optimizer.step_parameter(param, grad)
+
+    def take_grad_norm(self) -> float:
+        """The norm of every gradient updated since the last call (before clipping), as
+        ``clip_grad_norm_`` would report it; resets the sum."""
+        squares, self._squared_norms = self._squared_norms, []
+        return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
 
     @torch.no_grad()
     def _hook(self, param: Tensor) -> None:

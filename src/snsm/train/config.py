@@ -38,6 +38,7 @@ from snsm.util.checks import check_choice, check_int, check_nonnegative, check_w
 from snsm.util.errors import ConflictError
 
 PARALLEL_CHOICES = ("none", "ddp", "fsdp")
+CLIP_RULES = ("global", "per-parameter")
 MIN_VOCAB_SIZE = 257  # a byte-level BPE vocabulary holds the 256 bytes and the end-of-text token
 CONFIG_NAME = "config.json"  # the run record in a run folder: {"config": {...}, ...}
 # Settings a resumed run may change (steps: only to a larger value).
@@ -67,6 +68,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
+    clip_rule: str = "global"
     weight_decay: float = 0.0
     bf16: bool = False
     eval_every: int = 50
@@ -83,6 +85,7 @@ class TrainConfig:
     quiet: bool = False
     max_bad_steps: int = 5
     parallel: str = "none"
+    step_in_backward: bool = False
 
     @property
     def resolved_lr(self) -> float:
@@ -105,6 +108,10 @@ _HELP = {
     "warmup_ratio": "linear warmup, as a fraction of the steps",
     "min_lr_ratio": "final lr of the cosine decay, as a fraction of the peak",
     "grad_clip": "max gradient norm (0: no clipping)", "weight_decay": "weight decay",
+    "clip_rule": "global: the norm of all gradients; per-parameter: each gradient's own norm",
+    "step_in_backward": "update each parameter inside the backward pass and free its gradient "
+                        "(snsm.step_in_backward); needs --clip-rule per-parameter or "
+                        "--grad-clip 0",
     "bf16": "bfloat16 autocast", "eval_every": "steps between evaluations",
     "eval_batches": "validation batches", "save_every": "steps between checkpoints",
     "seed": "seed of the model init and batches", "data": "local text file or folder",
@@ -202,6 +209,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     check_choice("preset", c.preset, PRESETS)
     check_choice("optimizer", c.optimizer, list_optimizers())
     check_choice("parallel", c.parallel, PARALLEL_CHOICES)
+    check_choice("clip_rule", c.clip_rule, CLIP_RULES)
     for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches",
                  "save_every", "max_bad_steps"):
         check_int(name, getattr(c, name))
@@ -218,6 +226,16 @@ def validate(config: TrainConfig) -> TrainConfig:
         if not 0.0 <= getattr(c, name) <= 1.0:  # False for NaN too
             raise ValueError(f"{name} must be a number in [0, 1], got {getattr(c, name)!r}")
     check_nonnegative("grad_clip", c.grad_clip)
+    if c.step_in_backward and c.grad_clip > 0 and c.clip_rule == "global":
+        raise ValueError(f"grad_clip={c.grad_clip} clips by the global norm, which needs every "
+                         f"gradient before the first update: with step_in_backward set "
+                         f"clip_rule='per-parameter' or grad_clip=0")
+    if c.step_in_backward and c.parallel == "fsdp":
+        raise ValueError("step_in_backward cannot run with parallel='fsdp': the updates would "
+                         "come before FSDP2's reduce-scatter")
+    if c.step_in_backward and c.parallel == "ddp" and c.grad_accum != 1:
+        raise ValueError(f"step_in_backward with parallel='ddp' needs grad_accum=1, got "
+                         f"{c.grad_accum}")
     check_nonnegative("weight_decay", c.weight_decay)
     for name in ("data", "hf_dataset", "hf_config", "cache_dir", "out", "resume"):
         value = getattr(c, name)
@@ -306,7 +324,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     """Add ``--config FILE``, ``--opt KEY=VALUE`` and one flag per field (default None)."""
     defaults = TrainConfig()
     all_choices = {"preset": list(PRESETS), "optimizer": list_optimizers(),
-                   "parallel": list(PARALLEL_CHOICES)}
+                   "parallel": list(PARALLEL_CHOICES), "clip_rule": list(CLIP_RULES)}
     parser.add_argument("--config", metavar="FILE", default=None,
                         help="TOML or JSON file of settings (flags override it)")
     parser.add_argument("--opt", metavar="KEY=VALUE", action="append", type=_opt_type,

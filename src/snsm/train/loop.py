@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 import snsm
+from snsm.measure.peak import PeakMemory
 from snsm.train import checkpoint as ckpt
 from snsm.train import dist_checkpoint
 from snsm.train import parallel as par
@@ -277,6 +278,10 @@ class Trainer:
                                                    **c.optimizer_args)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, c.steps, c.warmup_ratio, c.min_lr_ratio))
+        self.in_backward = None
+        if c.step_in_backward:
+            self.in_backward = snsm.step_in_backward(
+                self.model, self.optimizer, c.grad_accum, c.grad_clip if c.grad_clip > 0 else None)
         self.eval_set = eval_batches(self.data.val, c.eval_batches, c.batch_size, self.seq_len)
         self.counters = Counters()
         self.step = 0
@@ -402,9 +407,11 @@ class Trainer:
         inputs, targets = get_batch(self.data.train, self.step * c.grad_accum, c.batch_size,
                                     self.seq_len, c.seed, self.parallel.rank,
                                     self.parallel.world_size)
-        with self.autocast():
+        with self.autocast(), torch.set_grad_enabled(self.in_backward is None):
             logits = self.model(input_ids=inputs.to(self.device)).logits
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.to(self.device).flatten())
+        if self.in_backward is not None:  # a backward pass would update: the loss alone
+            return self.parallel.mean(loss.item()), 0.0
         loss.backward()
         grad_norm = par.scalar(torch.nn.utils.clip_grad_norm_(self.model.parameters(), math.inf))
         self.model.zero_grad(set_to_none=True)
@@ -454,13 +461,13 @@ class Trainer:
         """One optimizer step (skipped, and counted, if the loss or gradient is not finite)."""
         c = self.config
         start = time.perf_counter()
-        loss = self._forward_backward()
-        max_norm = c.grad_clip if c.grad_clip > 0 else math.inf
-        grad_norm = par.scalar(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
         lr = self.optimizer.param_groups[0]["lr"]
-        finite = math.isfinite(loss) and math.isfinite(grad_norm)
+        with self._peak_meter() as meter:
+            loss, grad_norm = self._gradients()
+            finite = math.isfinite(loss) and math.isfinite(grad_norm)
+            if finite:
+                self.optimizer.step()  # a no-op with steps inside the backward pass
         if finite:
-            self.optimizer.step()
             self.counters.bad_in_a_row = 0
         else:
             self.counters.bad_in_a_row += 1
@@ -480,7 +487,53 @@ class Trainer:
         return {"step": self.step, "tokens": self.counters.tokens, "loss": loss, "lr": lr,
                 "grad_norm": grad_norm, "skipped": not finite, "step_time": elapsed,
                 "tokens_per_s": tokens / elapsed, "state_bytes": snsm.state_bytes(self.optimizer),
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                **self._peak_record(meter)}
+
+    def _gradients(self) -> tuple[float, float]:
+        """(loss, gradient norm) of this step's micro-batches, the gradients clipped by the
+        config's rule. With steps inside the backward pass the update has happened; a
+        non-finite gradient there gives (nan, nan), a skipped step."""
+        c = self.config
+        if self.in_backward is not None:
+            try:
+                loss = self._forward_backward()
+            except snsm.NonFiniteGradientError as error:
+                logger.warning("step %d: %s", self.step + 1, error)
+                self.in_backward.take_grad_norm()
+                return math.nan, math.nan
+            return loss, self.in_backward.take_grad_norm()
+        loss = self._forward_backward()
+        if c.clip_rule == "per-parameter":
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            grad_norm = par.scalar(torch.nn.utils.get_total_norm(grads))
+            for grad in grads if c.grad_clip > 0 else ():
+                snsm.optim.in_backward.clip_per_parameter_(grad, c.grad_clip)
+            return loss, grad_norm
+        max_norm = c.grad_clip if c.grad_clip > 0 else math.inf
+        return loss, par.scalar(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
+
+    def _peak_meter(self):
+        """The first step of this process on the CPU is metered (live tensor bytes; the meter
+        slows every op, so only one step; not under torchrun or torch.compile); on CUDA the
+        allocator's counter runs all along."""
+        compiled = any(group.get("compile") for group in self.optimizer.param_groups)
+        if self.device.type == "cpu" and not self.parallel.enabled and not compiled \
+                and not self.__dict__.get("_metered"):
+            self._metered = True
+            state = [v for s in self.optimizer.state.values() for v in s.values()
+                     if isinstance(v, torch.Tensor)]
+            return PeakMemory("cpu", existing=[*self.model.parameters(), *state])
+        return contextlib.nullcontext()
+
+    def _peak_record(self, meter) -> dict:
+        if self.device.type == "cuda":
+            return {"peak_memory_mb": torch.cuda.max_memory_allocated(self.device) / 2**20}
+        if isinstance(meter, PeakMemory):
+            logger.info("peak memory of step %d: %.1f MiB of live tensors", self.step,
+                        meter.peak_bytes / 2**20)
+            return {"peak_memory_mb": meter.peak_bytes / 2**20}
+        return {}
 
     def evaluate(self) -> dict:
         """Validation loss and perplexity on the fixed held-out batches (outside the clock);
