@@ -53,6 +53,11 @@ OPTIM_DB = [
     OptimInfo("rmsprop_sn", snsm.RMSpropSN, lr=2e-2),
     OptimInfo("sgd_sm", snsm.SGDSM, dict(SM, projector="svd"), lr=1e-3),
     OptimInfo("sgd_sm[uniform]", snsm.SGDSM, dict(SM, projector="uniform"), lr=1e-3),
+    # 8-bit states (snsm.rules.quantize): codes and scales instead of m and v.
+    OptimInfo("adamw[8bit]", snsm.AdamW, dict(state_precision="8bit"), lr=5e-2),
+    OptimInfo("adamw_snsm[8bit,project]", snsm.AdamSNSM,
+              dict(SM, projector="svd", on_refresh="project", state_precision="8bit"), lr=1e-1),
+    OptimInfo("adagrad[8bit]", snsm.AdaGrad, dict(state_precision="8bit"), lr=2e-1),
     OptimInfo("snsm[sqrt,rsvd]", snsm.SNSM, dict(SM, projector="rsvd", subset_size="sqrt"),
               lr=1e-1),
     OptimInfo("snsm[k=4,topk,sum]", snsm.SNSM,

@@ -60,6 +60,12 @@ CONFIGS = {
     "rmsprop_sn": ("rmsprop_sn", {"lr": 1e-3}),
     "sgd_sm[uniform]": ("sgd_sm", {"lr": 1e-2, "projector": "uniform", **SM}),
     "sgd_sm[svd]": ("sgd_sm", {"lr": 1e-2, "projector": "svd", **SM}),
+    # 8-bit states: codes and scales of row- and column-split momenta (snsm.rules.quantize).
+    "adamw[8bit]": ("adamw", {"lr": 1e-2, "state_precision": "8bit"}),
+    "adamw_snsm[uniform,8bit]": ("adamw_snsm", {"lr": 1e-2, "projector": "uniform",
+                                                "state_precision": "8bit", **SM}),
+    "adamw_snsm[gaussian,8bit]": ("adamw_snsm", {"lr": 1e-2, "projector": "gaussian",
+                                                 "state_precision": "8bit", **SM}),
 }
 
 # Configurations also run under HSDP (2-D mesh), one per projector family and Subset-Norm.
@@ -132,9 +138,23 @@ def full_state(optimizer, skip: frozenset = frozenset()) -> dict[str, torch.Tens
 
 
 def state_difference(got: dict, want: dict) -> float:
-    """The largest relative difference of two states (absolute where a tensor is zero)."""
+    """The largest relative difference of two states (absolute where a tensor is zero); 8-bit
+    codes are compared through their values (code * scale)."""
     assert got.keys() == want.keys(), (sorted(got), sorted(want))
+    got, want = dequantized(got), dequantized(want)
     return max(((got[k] - want[k]).norm() / max(want[k].norm(), 1e-12)).item() for k in want)
+
+
+def dequantized(state: dict) -> dict:
+    """``full_state`` with each 8-bit state (codes beside a "<key>_scale") as its values."""
+    from snsm.rules.quantize import dequantize
+
+    out = dict(state)
+    for key in state:
+        if key + "_scale" in state:
+            out[key] = dequantize(state[key].to(torch.uint8), state[key + "_scale"],
+                                  not key.endswith("accumulator"), torch.float32)
+    return out
 
 
 def equivalence(out: Path, rank: int, world: int) -> None:

@@ -10,6 +10,12 @@ Tolerances (relative, ||p_dist - p_single|| / ||p_single||, largest over paramet
 rounding of the gradient's reduction. ``svd``, ``rsvd`` and ``topk`` build their basis
 from the all-gathered gradient, which equals the single process's only to that rounding;
 a near-degenerate spectrum would amplify it, hence 1e-4 (measured at most 8.4e-8 here).
+
+8-bit states (``state_precision="8bit"``): quantization is elementwise and deterministic, so
+the runs stay equal to that rounding unless a value lands within it of a code boundary;
+then one state element moves by one code step, at most 1/127 of its block's absmax (1/127
+of the tensor's norm: state tolerance 1e-2), and the update of one coordinate by about
+that fraction of lr = 1e-2 for the remaining steps (parameter tolerance 1e-3).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ DATA_DEPENDENT = ("svd", "rsvd", "topk")
 TOLERANCE = 1e-5
 DATA_DEPENDENT_TOLERANCE = 1e-4
 STATE_TOLERANCE = 1e-5
+EIGHT_BIT_TOLERANCE = 1e-3
+EIGHT_BIT_STATE_TOLERANCE = 1e-2
 
 
 @pytest.fixture
@@ -29,7 +37,13 @@ def results(equivalence_results) -> list[dict]:
     return equivalence_results
 
 
+def _eight_bit(label: str) -> bool:
+    return CONFIGS[label][1].get("state_precision") == "8bit"
+
+
 def _tolerance(label: str) -> float:
+    if _eight_bit(label):
+        return EIGHT_BIT_TOLERANCE
     projector = CONFIGS[label][1].get("projector")
     return DATA_DEPENDENT_TOLERANCE if projector in DATA_DEPENDENT else TOLERANCE
 
@@ -46,7 +60,8 @@ def test_fsdp_optimizer_state_gathers_to_the_single_process_state(results, label
     """Sharded keys gathered and replicated keys as they are equal the one-process state
     (for svd/rsvd, bases and momenta are left out: singular vectors have free signs)."""
     for result in results:
-        assert result[label]["fsdp_state"] < STATE_TOLERANCE, result[label]
+        tolerance = EIGHT_BIT_STATE_TOLERANCE if _eight_bit(label) else STATE_TOLERANCE
+        assert result[label]["fsdp_state"] < tolerance, result[label]
 
 
 @pytest.mark.parametrize("label", list(CONFIGS))

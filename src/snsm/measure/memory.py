@@ -108,24 +108,36 @@ def rank_hparams(name: str, rank: int) -> dict:
     return {"rank": rank} if get_spec(name).takes_rank else {}
 
 
+def precision_hparams(name: str, state_precision: str) -> dict:
+    """``{"state_precision": ...}`` for an optimizer that takes it and a precision other
+    than ``"full"``, else ``{}``."""
+    if state_precision != "full" and "state_precision" in get_spec(name).options:
+        return {"state_precision": state_precision}
+    return {}
+
+
 def memory_rows(model: str, dtype: torch.dtype, rank: int, include_bases: bool,
-                peers: bool = False) -> list[dict]:
-    """Optimizer-state GiB per optimizer for a LLaMA shape, against AdamW.
+                peers: bool = False, state_precision: str = "full") -> list[dict]:
+    """Optimizer-state GiB per optimizer for a LLaMA shape, against AdamW's full-precision
+    state in ``dtype``.
 
     ``peers`` adds the peers' rows (:mod:`snsm.measure.peers`, from their documented layouts).
+    ``state_precision="8bit"`` gives each optimizer that takes it 8-bit states
+    (:mod:`snsm.rules.quantize`); the others, and the AdamW reference, stay full.
     """
     skeleton = llama_skeleton(model)
     rows = []
     for name in list_optimizers():
         total = estimate_state_bytes(skeleton, name, dtype=dtype, include_bases=include_bases,
-                                     **rank_hparams(name, rank))
+                                     **rank_hparams(name, rank),
+                                     **precision_hparams(name, state_precision))
         rows.append({"optimizer": name, "bytes": total})
     if peers:
         for name in PEER_FORMULAS:
             total = peer_state_bytes(skeleton, name, dtype=dtype, rank=rank,
                                      heads=LLAMA_SHAPES[model].heads, include_bases=include_bases)
             rows.append({"optimizer": name, "bytes": total})
-    adamw = next(row["bytes"] for row in rows if row["optimizer"] == "adamw")
+    adamw = estimate_state_bytes(skeleton, "adamw", dtype=dtype, include_bases=include_bases)
     for row in rows:
         row["gib"] = round(row["bytes"] / GIB, 2)
         row["pct_of_adamw"] = round(100 * row["bytes"] / adamw, 1)

@@ -45,7 +45,7 @@ from torch import Tensor
 from snsm.optim.foreach import group_by_device_and_dtype
 from snsm.optim.plan import GroupHParams, ParamPlan
 from snsm.optim.update import (StepScalars, UpdateRules, refresh_if_due, step_scalars,
-                               update_parameter_)
+                               stochastic_bits, update_parameter_)
 
 
 def scalar_row(scalars: StepScalars) -> tuple[float, float, float, float]:
@@ -57,13 +57,15 @@ def scalar_row(scalars: StepScalars) -> tuple[float, float, float, float]:
 
 
 def _update(params: list[Tensor], grads: list[Tensor], states: list[dict],
-            plans: list[ParamPlan], table: Tensor, rules: UpdateRules) -> None:
-    """The traced update of one bucket: each row of ``table`` back into :class:`StepScalars`."""
+            plans: list[ParamPlan], table: Tensor, rules: UpdateRules,
+            bits: list[Tensor | None]) -> None:
+    """The traced update of one bucket: each row of ``table`` back into :class:`StepScalars`;
+    ``bits``: each parameter's stochastic-rounding bits (drawn eagerly) or None."""
     for i, (param, grad, state, plan) in enumerate(zip(params, grads, states, plans)):
         row = table[i]
         scalars = StepScalars(row[0], row[1] if rules.corrects_denominator else None,
                               row[2] if rules.bias_correction else None, row[3])
-        update_parameter_(param, grad, state, plan, scalars, rules)
+        update_parameter_(param, grad, state, plan, scalars, rules, bits[i])
 
 
 def fresh_compiled_update() -> Callable:
@@ -87,16 +89,17 @@ def compiled_step(params: list[Tensor], grads: list[Tensor], states: list[dict],
     keeps one such dict per group, so that graphs live and die with it.
     """
     rules = UpdateRules.of(hp)
-    rows = []
-    for grad, state, plan, index in zip(grads, states, plans, indices):
+    rows, bits = [], []
+    for param, grad, state, plan, index in zip(params, grads, states, plans, indices):
         state["step"] += 1
         step = int(state["step"].item())
         refresh_if_due(grad, state, plan, hp, step, index)
         rows.append(scalar_row(step_scalars(step, plan, hp)))
+        bits.append(stochastic_bits(param, hp, index, step))
     for key, idx in group_by_device_and_dtype(params).items():
         if key not in cache:
             cache[key] = fresh_compiled_update()
         table = torch.tensor([rows[i] for i in idx], dtype=torch.float32).to(key[0],
                                                                               non_blocking=True)
         cache[key]([params[i] for i in idx], [grads[i] for i in idx], [states[i] for i in idx],
-                   [plans[i] for i in idx], table, rules)
+                   [plans[i] for i in idx], table, rules, [bits[i] for i in idx])

@@ -15,9 +15,10 @@ import torch
 from torch import Tensor
 
 from snsm.optim.plan import GroupHParams, ParamPlan
-from snsm.optim.update import (UpdateRules, apply_update_, numerator, refresh_if_due,
-                               step_scalars)
+from snsm.optim.update import (UpdateRules, apply_update_, numerator, read_accumulator,
+                               refresh_if_due, step_scalars, stochastic_bits)
 from snsm.rules.partition import sum_squares
+from snsm.rules.quantize import read_state, stochastic_round_to_bf16, write_state_
 
 
 def group_by_device_and_dtype(tensors: list[Tensor]) -> dict[tuple, list[int]]:
@@ -38,16 +39,18 @@ def foreach_step(params: list[Tensor], grads: list[Tensor], states: list[dict],
 
 
 def _numerators(grads, states, plans, rules: UpdateRules, scalars) -> list[Tensor]:
-    """N per parameter: EMA momenta in one batched lerp, subspace ones per tensor."""
+    """N per parameter: EMA momenta in one batched lerp (8-bit ones dequantized before
+    and requantized after, per tensor), subspace ones per tensor."""
     numers = list(grads)
     ema = [i for i, plan in enumerate(plans) if plan.momentum == "ema"]
     if ema:
-        torch._foreach_lerp_([states[i]["momentum"] for i in ema], [grads[i] for i in ema],
-                             1 - rules.beta1)
+        momenta = [read_state(states[i], "momentum", True, grads[i].dtype) for i in ema]
+        torch._foreach_lerp_(momenta, [grads[i] for i in ema], 1 - rules.beta1)
+        for i, momentum in zip(ema, momenta):
+            write_state_(states[i], "momentum", momentum, True)
+            numers[i] = momentum
     for i, plan in enumerate(plans):
-        if plan.momentum == "ema":
-            numers[i] = states[i]["momentum"]
-        elif plan.momentum == "subspace":
+        if plan.momentum == "subspace":
             numers[i] = numerator(grads[i], states[i], plan, rules,
                                   scalars[i].momentum_correction)
     return numers
@@ -78,13 +81,27 @@ def _denominators(accs, scalars, rules: UpdateRules) -> list[Tensor]:
 
 
 def _foreach_bucket(params, grads, states, plans, hp: GroupHParams, indices) -> None:
-    rules = UpdateRules.of(hp)
+    """One (device, dtype) bucket; with stochastic rounding, the update of float32 copies of
+    the bf16 parameters, written back with the reference's bits."""
     step_tensors = [state["step"] for state in states]
     torch._foreach_add_(step_tensors, 1)
     steps = [int(step.item()) for step in step_tensors]
-    scalars = [step_scalars(step, plan, hp) for step, plan in zip(steps, plans)]
     for grad, state, plan, step, index in zip(grads, states, plans, steps, indices):
         refresh_if_due(grad, state, plan, hp, step, index)
+    bits = [stochastic_bits(p, hp, index, step) for p, index, step in zip(params, indices, steps)]
+    if any(b is not None for b in bits):
+        masters = [param.float() for param in params]
+        _update_bucket(masters, grads, states, plans, hp, steps)
+        for param, master, bit in zip(params, masters, bits):
+            param.copy_(stochastic_round_to_bf16(master, bit))
+        return
+    _update_bucket(params, grads, states, plans, hp, steps)
+
+
+def _update_bucket(params, grads, states, plans, hp: GroupHParams, steps) -> None:
+    """The bucket's update once its step counts and projectors are up to date."""
+    rules = UpdateRules.of(hp)
+    scalars = [step_scalars(step, plan, hp) for step, plan in zip(steps, plans)]
     if rules.maximize:
         grads = torch._foreach_neg(grads)
     if rules.decays:
@@ -94,8 +111,11 @@ def _foreach_bucket(params, grads, states, plans, hp: GroupHParams, indices) -> 
         for param, numer, s in zip(params, numers, scalars):
             apply_update_(param, numer, None, None, s.step_size)
         return
-    accs = [state["accumulator"] for state in states]
+    accs = [read_accumulator(state, grad, plan.partition, rules.accumulator)
+            for state, grad, plan in zip(states, grads, plans)]
     _accumulate(accs, grads, plans, rules)
+    for state, acc in zip(states, accs):
+        write_state_(state, "accumulator", acc, False)
     denoms = [denom.to(param.dtype)  # float32 accumulators of 16-bit parameters
               for denom, param in zip(_denominators(accs, scalars, rules), params)]
     fast = [i for i, p in enumerate(params)

@@ -13,7 +13,8 @@ from torch import Tensor
 from snsm.optim.compiled import compiled_step
 from snsm.optim.foreach import foreach_step
 from snsm.optim.plan import GroupHParams, ParamPlan
-from snsm.optim.update import UpdateRules, refresh_if_due, step_scalars, update_parameter_
+from snsm.optim.update import (UpdateRules, refresh_if_due, step_scalars, stochastic_bits,
+                               update_parameter_)
 
 
 def single_tensor_step(params: list[Tensor], grads: list[Tensor], states: list[dict],
@@ -24,7 +25,8 @@ def single_tensor_step(params: list[Tensor], grads: list[Tensor], states: list[d
         state["step"] += 1
         step = int(state["step"].item())
         refresh_if_due(grad, state, plan, hp, step, index)
-        update_parameter_(param, grad, state, plan, step_scalars(step, plan, hp), rules)
+        update_parameter_(param, grad, state, plan, step_scalars(step, plan, hp), rules,
+                          stochastic_bits(param, hp, index, step))
 
 
 def snsm_update(params: list[Tensor], grads: list[Tensor], states: list[dict],

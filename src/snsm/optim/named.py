@@ -13,13 +13,13 @@
 | AdamW        | ema            | per coordinate        | ema         | yes             |
 
 Each class takes ``params``, then its ``options`` in order (positional or
-keyword), then ``foreach``, ``maximize``, ``compile`` and ``skip_nonfinite`` (keyword
-only); the
-rest of SNSM's hyperparameters are fixed by its row. Learning rates: a
-Subset-Norm accumulator sums g^2 over a subset of k coordinates, so sqrt(v) is
-about sqrt(k) times a per-coordinate one; the paper uses about 10x Adam's lr for
-AdamSN and AdamSNSM (5e-2 against 5e-3 at LLaMA-60M), 2x for RMSpropSN, and lr
-1.0 for AdaGradSNSM.
+keyword; ``state_precision="8bit"`` for all but AdaGradNorm, whose one number per tensor
+is not worth quantizing), then ``foreach``, ``maximize``, ``compile``,
+``stochastic_rounding`` and ``skip_nonfinite`` (keyword only); the rest of SNSM's
+hyperparameters are fixed by its row. Learning rates: a Subset-Norm accumulator sums
+g^2 over a subset of k coordinates, so sqrt(v) is about sqrt(k) times a per-coordinate
+one; the paper uses about 10x Adam's lr for AdamSN and AdamSNSM (5e-2 against 5e-3 at
+LLaMA-60M), 2x for RMSpropSN, and lr 1.0 for AdaGradSNSM.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from snsm.optim.optimizer import SNSM
 
 _SNSM_PARAMETERS = inspect.signature(SNSM).parameters  # read once, to build the signatures
-_KEYWORD_ONLY = ("foreach", "maximize", "compile", "skip_nonfinite")
+_KEYWORD_ONLY = ("foreach", "maximize", "compile", "stochastic_rounding", "skip_nonfinite")
 _ADAM = ("lr", "betas", "eps", "weight_decay")
 _SUBSPACE = ("rank", "projector", "update_gap", "on_refresh", "seed")
+_8BIT = ("state_precision",)  # for those with momentum or a per-coordinate accumulator
 
 
 @dataclass(frozen=True)
@@ -49,27 +50,27 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "AdamSN": Recipe(
         "Adam with Subset-Norm step sizes: full EMA momentum, one EMA accumulator per subset.",
-        (*_ADAM, "subset_size"),
+        (*_ADAM, "subset_size", *_8BIT),
         dict(momentum="ema", accumulator="ema", bias_correction=True)),
     "AdamSNSM": Recipe(
         "Adam with Subset-Norm step sizes and Subspace-Momentum (the paper's AdamSNSM).",
-        (*_ADAM, "subset_size", *_SUBSPACE),
+        (*_ADAM, "subset_size", *_SUBSPACE, *_8BIT),
         dict(momentum="subspace", accumulator="ema", bias_correction=True)),
     "AdaGradSN": Recipe(
         "AdaGrad with Subset-Norm step sizes and EMA momentum (beta1 = 0.9, no bias "
-        "correction).", (*_ADAM, "subset_size"),
+        "correction).", (*_ADAM, "subset_size", *_8BIT),
         dict(momentum="ema", accumulator="sum", bias_correction=False), dict(lr=1e-1)),
     "AdaGradSNSM": Recipe(
         "AdaGrad with Subset-Norm step sizes and Subspace-Momentum (no bias correction).",
-        (*_ADAM, "subset_size", *_SUBSPACE),
+        (*_ADAM, "subset_size", *_SUBSPACE, *_8BIT),
         dict(momentum="subspace", accumulator="sum", bias_correction=False), dict(lr=1.0)),
     "RMSpropSN": Recipe(
         "RMSprop with Subset-Norm step sizes: no momentum, EMA accumulator, no bias "
-        "correction.", (*_ADAM, "subset_size"),
+        "correction.", (*_ADAM, "subset_size", *_8BIT),
         dict(momentum="none", accumulator="ema", bias_correction=False), dict(lr=2e-3)),
     "SGDSM": Recipe(
         "SGD with Subspace-Momentum: momentum in a rank-r subspace, plain SGD in its "
-        "complement.", ("lr", "betas", "weight_decay", *_SUBSPACE),
+        "complement.", ("lr", "betas", "weight_decay", *_SUBSPACE, *_8BIT),
         dict(momentum="subspace", accumulator="none", bias_correction=False, eps=0.0)),
     "AdaGradNorm": Recipe(
         "AdaGrad-Norm: one accumulated squared norm per tensor, no momentum.",
@@ -78,12 +79,13 @@ RECIPES: dict[str, Recipe] = {
         dict(lr=1e-1)),
     "AdaGrad": Recipe(
         "Per-coordinate AdaGrad (equals ``torch.optim.Adagrad`` without weight decay).",
-        ("lr", "eps", "weight_decay"),
+        ("lr", "eps", "weight_decay", *_8BIT),
         dict(momentum="none", accumulator="sum", bias_correction=False, subset_size=1),
         dict(eps=1e-10)),
     "AdamW": Recipe(
         "Per-coordinate AdamW (equals ``torch.optim.AdamW``), the baseline of the family.",
-        _ADAM, dict(momentum="ema", accumulator="ema", bias_correction=True, subset_size=1),
+        (*_ADAM, *_8BIT),
+        dict(momentum="ema", accumulator="ema", bias_correction=True, subset_size=1),
         dict(lr=1e-3, eps=1e-8)),
 }
 

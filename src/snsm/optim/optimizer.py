@@ -16,6 +16,7 @@ from snsm.optim.sharding import (ShardSpec, is_dtensor, needs_collectives, unwra
                                  warn_compile_is_eager, wrap_state_dict)
 from snsm.projectors import PROJECTORS
 from snsm.rules import ACCUMULATORS, MOMENTUM_RULES, REFRESH_RULES, SUBSET_RULES
+from snsm.rules.quantize import STATE_PRECISIONS
 from snsm.util import checks as check
 
 logger = logging.getLogger(__name__)
@@ -52,9 +53,11 @@ def check_hyperparameters(hparams: dict) -> None:
         "on_refresh": lambda v: check.check_choice("on_refresh", v, REFRESH_RULES),
         "seed": lambda v: check.check_int("seed", v, 0),
         "use_snsm": lambda v: check.check_bool("use_snsm", v),
+        "state_precision": lambda v: check.check_choice("state_precision", v, STATE_PRECISIONS),
         "foreach": lambda v: check.check_bool("foreach", v, allow_none=True),
         "maximize": lambda v: check.check_bool("maximize", v),
         "compile": lambda v: check.check_bool("compile", v),
+        "stochastic_rounding": lambda v: check.check_bool("stochastic_rounding", v),
     }
     for key, value in hparams.items():
         if key in checks:
@@ -84,7 +87,8 @@ def all_finite(grads: list[Tensor]) -> bool:
 
 # Group settings that decide the rules and the state's shapes: a state saved under other
 # values cannot be loaded into this optimizer.
-STRUCTURAL_KEYS = ("momentum", "accumulator", "subset_size", "rank", "projector", "use_snsm")
+STRUCTURAL_KEYS = ("momentum", "accumulator", "subset_size", "rank", "projector", "use_snsm",
+                   "state_precision")
 
 
 def check_same_structure(index: int, saved: dict, group: dict) -> None:
@@ -146,11 +150,20 @@ class SNSM(torch.optim.Optimizer):
         on_refresh: ``"reset"`` the momentum or ``"project"`` it into the new basis.
         seed: seed of the random projectors; draws never touch the global RNG.
         use_snsm: whether Subset-Norm and Subspace-Momentum are on in a group.
+        state_precision: ``"full"`` or ``"8bit"``: the momentum (also the low-rank
+            subspace one) and per-coordinate accumulators as uint8 codes with a float32
+            absmax per block of 256 (:mod:`snsm.rules.quantize`); Subset-Norm
+            accumulators and projector bases stay full precision.
         foreach: use the multi-tensor path (default: on CUDA tensors only).
         maximize: maximize the objective instead of minimizing it.
         compile: run the update math through ``torch.compile`` (projector refreshes
             and step bookkeeping stay eager; ``foreach`` is then ignored). See
             :mod:`snsm.optim.compiled`.
+        stochastic_rounding: bf16 parameters get the update in float32 and are written back
+            with stochastic rounding (unbiased; bits from a generator seeded by ``seed``, the
+            parameter's index and the step; never the global RNG), so updates below half a
+            bf16 ulp survive on average. No effect on other dtypes. Under FSDP2 each shard
+            draws its own bits.
         skip_nonfinite: every step first checks that all gradients are finite (one read of
             the gradients and one host sync). With a non-finite one, nothing is changed and
             the step raises :class:`NonFiniteGradientError`, or with ``skip_nonfinite=True``
@@ -163,14 +176,18 @@ class SNSM(torch.optim.Optimizer):
                  accumulator: str = "ema", bias_correction: bool = True,
                  subset_size: int | str = "heuristic", rank: int = 128, projector: str = "svd",
                  update_gap: int = 200, on_refresh: str = "reset", seed: int = 0,
-                 use_snsm: bool = True, foreach: bool | None = None, maximize: bool = False,
-                 compile: bool = False, skip_nonfinite: bool = False):
+                 use_snsm: bool = True, state_precision: str = "full",
+                 foreach: bool | None = None, maximize: bool = False,
+                 compile: bool = False, stochastic_rounding: bool = False,
+                 skip_nonfinite: bool = False):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
                         eps=eps, weight_decay=weight_decay, momentum=momentum,
                         accumulator=accumulator, bias_correction=bias_correction,
                         subset_size=subset_size, rank=rank, projector=projector,
                         update_gap=update_gap, on_refresh=on_refresh, seed=seed,
-                        use_snsm=use_snsm, foreach=foreach, maximize=maximize, compile=compile)
+                        use_snsm=use_snsm, state_precision=state_precision, foreach=foreach,
+                        maximize=maximize, compile=compile,
+                        stochastic_rounding=stochastic_rounding)
         check_hyperparameters(defaults)
         self.skip_nonfinite = check.check_bool("skip_nonfinite", skip_nonfinite)
         self.skipped_steps = 0  # steps skipped for non-finite gradients (not in state_dict)

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from snsm.projectors import Layout, Projector, get_projector
+from snsm.projectors import BasisProjector, IndexProjector, Layout, Projector, get_projector
 from snsm.rules.momentum import matrix_view_shape
 from snsm.rules.partition import Partition, resolve_partition
+from snsm.rules.quantize import scale_shape
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class GroupHParams:
     seed: int
     use_snsm: bool
     maximize: bool
+    state_precision: str = "full"
+    stochastic_rounding: bool = False
 
     @classmethod
     def from_group(cls, group: dict) -> "GroupHParams":
@@ -49,11 +52,12 @@ class GroupHParams:
             subset_size=group["subset_size"], rank=group["rank"],
             projector=get_projector(group["projector"]), update_gap=group["update_gap"],
             on_refresh=group["on_refresh"], seed=group["seed"], use_snsm=group["use_snsm"],
-            maximize=group["maximize"])
+            maximize=group["maximize"], state_precision=group.get("state_precision", "full"),
+            stochastic_rounding=group.get("stochastic_rounding", False))
 
     def plan(self, shape: tuple[int, ...]) -> "ParamPlan":
         return plan_for(tuple(shape), self.momentum, self.accumulator, self.subset_size,
-                        self.use_snsm)
+                        self.use_snsm, self.state_precision == "8bit")
 
     @property
     def corrects_denominator(self) -> bool:
@@ -63,23 +67,29 @@ class GroupHParams:
 
 @dataclass(frozen=True)
 class ParamPlan:
-    """The rules one parameter gets: its momentum rule, its partition (None: D = 1) and,
-    for a shard of a parameter, the projector that works on it (None: the group's)."""
+    """The rules one parameter gets: its momentum rule, its partition (None: D = 1),
+    for a shard of a parameter the projector that works on it (None: the group's), and
+    whether its momentum and per-coordinate accumulator are 8-bit
+    (:mod:`snsm.rules.quantize`)."""
 
     momentum: str
     partition: Partition | None
     projector: Projector | None = None
+    quantized: bool = False
 
 
 @functools.lru_cache(maxsize=4096)
 def plan_for(shape: tuple[int, ...], momentum: str, accumulator: str, subset_size: int | str,
-             use_snsm: bool) -> ParamPlan:
-    """Resolve the effective rules for a tensor of ``shape`` in a group."""
+             use_snsm: bool, quantized: bool = False) -> ParamPlan:
+    """Resolve the effective rules for a tensor of ``shape`` in a group (8-bit states only
+    for tensors of 2+ dims: see :mod:`snsm.rules.quantize`)."""
+    quantized = quantized and len(shape) >= 2
     if momentum == "subspace" and not (use_snsm and len(shape) >= 2 and 0 not in shape):
         momentum = "ema"
     if accumulator == "none":
-        return ParamPlan(momentum, None)
-    return ParamPlan(momentum, resolve_partition(shape, subset_size if use_snsm else 1))
+        return ParamPlan(momentum, None, quantized=quantized)
+    return ParamPlan(momentum, resolve_partition(shape, subset_size if use_snsm else 1),
+                     quantized=quantized)
 
 
 def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams,
@@ -88,21 +98,47 @@ def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams,
 
     Shared by state initialization and ``snsm.estimate_state_bytes``, so the
     estimate and the measured state agree exactly. For a shard of a parameter,
-    ``shape`` is the local shape and ``plan`` the shard's (local) plan.
+    ``shape`` is the local shape and ``plan`` the shard's (local) plan. An 8-bit plan
+    stores the momentum and a per-coordinate accumulator as uint8 codes, each with a
+    float32 ``<key>_scale`` of one absmax per block (:mod:`snsm.rules.quantize`).
     """
     plan = plan or hp.plan(shape)
     projector = plan.projector or hp.projector
     layout: Layout = {"step": ((), torch.float32)}
     if plan.momentum == "ema":
-        layout["momentum"] = (tuple(shape), dtype)
+        _add_state(layout, "momentum", tuple(shape), dtype, plan.quantized)
     elif plan.momentum == "subspace":
         matrix = matrix_view_shape(shape)
-        layout["momentum"] = (projector.low_shape(matrix, hp.rank), dtype)
+        _add_state(layout, "momentum", projector.low_shape(matrix, hp.rank), dtype,
+                   plan.quantized, momentum_block_axis(projector, matrix))
         layout.update(projector.state_layout(matrix, hp.rank, dtype))
     if plan.partition is not None:
-        layout["accumulator"] = (plan.partition.state_shape,
-                                 accumulator_dtype(dtype, plan.partition, hp.accumulator))
+        _add_state(layout, "accumulator", plan.partition.state_shape,
+                   accumulator_dtype(dtype, plan.partition, hp.accumulator),
+                   plan.quantized and plan.partition.per_coordinate)
     return layout
+
+
+def _add_state(layout: Layout, key: str, shape: tuple[int, ...], dtype: torch.dtype,
+               quantized: bool, axis: int = 0) -> None:
+    """``layout[key]`` in ``dtype``, or as uint8 codes plus ``key + "_scale"`` (float32)."""
+    if not quantized:
+        layout[key] = (tuple(shape), dtype)
+        return
+    layout[key] = (tuple(shape), torch.uint8)
+    layout[key + "_scale"] = (scale_shape(tuple(shape), axis), torch.float32)
+
+
+def momentum_block_axis(projector: Projector, matrix: tuple[int, int]) -> int:
+    """The axis an 8-bit subspace momentum is blocked along: the one of the gradient's side
+    it keeps, which FSDP2 splits (:mod:`snsm.optim.sharding`). A basis projector keeps the
+    rows of a tall matrix, (m, r): 0, and the columns of a wide one, (r, n): 1; an index
+    projector the reverse. A shard's projector knows its global orientation (``tall``)."""
+    inner = getattr(projector, "inner", projector)
+    if not isinstance(inner, (BasisProjector, IndexProjector)):
+        return 0
+    tall = getattr(projector, "tall", matrix[0] >= matrix[1])
+    return int(tall != isinstance(inner, BasisProjector))
 
 
 def accumulator_dtype(dtype: torch.dtype, partition: Partition, accumulator: str) -> torch.dtype:

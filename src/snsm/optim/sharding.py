@@ -33,6 +33,12 @@ or by its columns (n), in ``torch.chunk`` pieces:
   over columns gives its columns of P(G) and of the momentum; P^T all-gathers.
 * indices, m < n: P(G) = G_i[:, idx] is local, the momentum (m, r) is split by rows.
 
+8-bit states (``state_precision="8bit"``, :mod:`snsm.rules.quantize`): blocks run along
+the dim that is not split (along rows for a row-split state, along columns for the
+(r, n) momentum split by columns), so each rank's codes and scales are its piece of the
+single process's, whatever the world size; the scales split like their codes. Tensors of
+fewer than 2 dims keep full-precision state.
+
 The indices (r integers), the step counts and the all-reduced Subset-Norm
 accumulators above are replicated. Refresh (every ``update_gap`` steps): the
 seeded projectors (``uniform``, ``gaussian``, ``srht``) draw from the global
@@ -174,7 +180,7 @@ class ShardSpec:
         plan = hp.plan(self.shape)
         partition = None if plan.partition is None else self.local_partition(plan.partition)
         projector = ShardProjector(hp.projector, self) if plan.momentum == "subspace" else None
-        return ParamPlan(plan.momentum, partition, projector)
+        return ParamPlan(plan.momentum, partition, projector, plan.quantized)
 
     def local_partition(self, partition: Partition) -> Partition:
         """The partition of the local rows that gives this shard's part of the global one."""
@@ -208,6 +214,11 @@ class ShardSpec:
             splits.update(plan.projector.state_splits)
         if plan.partition is not None and not isinstance(plan.partition, AllReducedPartition):
             splits["accumulator"] = rows
+        if plan.quantized:  # 8-bit blocks never straddle the split: scales split like codes
+            if "momentum" in splits:
+                splits["momentum_scale"] = splits["momentum"]
+            if plan.partition is not None and plan.partition.per_coordinate:
+                splits["accumulator_scale"] = rows
         return splits
 
     def _placements(self, placement) -> tuple:

@@ -16,14 +16,20 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
-from snsm.optim.plan import GroupHParams, ParamPlan
+from snsm.optim.plan import GroupHParams, ParamPlan, accumulator_dtype
 from snsm.projectors import Projector
 from snsm.rules.momentum import (as_matrix, is_refresh, mix_seed, momentum_steps,
                                  refresh_projector_, subspace_numerator)
 from snsm.rules.partition import Partition
+from snsm.rules.quantize import (read_state, rounding_bits, stochastic_round_to_bf16,
+                                 write_state_)
 from snsm.rules.step_size import accumulate_, denominator
+
+
+_SR = 0x5352  # salts the seeds of stochastic rounding apart from the projectors' seeds
 
 
 class StepScalars(NamedTuple):
@@ -66,6 +72,14 @@ def step_scalars(step: int, plan: ParamPlan, hp: GroupHParams) -> StepScalars:
                        1 - hp.lr * hp.weight_decay)
 
 
+def stochastic_bits(param: Tensor, hp: GroupHParams, index: int, step: int) -> Tensor | None:
+    """The random bits of step ``step``'s stochastic rounding of a bf16 parameter (seeded by
+    the group's seed, the parameter's index and the step); None where it does not apply."""
+    if not (hp.stochastic_rounding and param.dtype == torch.bfloat16):
+        return None
+    return rounding_bits(tuple(param.shape), param.device, mix_seed(hp.seed, index, step, _SR))
+
+
 def refresh_if_due(grad: Tensor, state: dict, plan: ParamPlan, hp: GroupHParams, step: int,
                    index: int) -> None:
     """Rebuild a subspace projector on its refresh steps (1, 1 + gap, ...); eager only."""
@@ -82,9 +96,18 @@ def numerator(grad: Tensor, state: dict, plan: ParamPlan, rules: UpdateRules,
     if plan.momentum == "none":
         return grad
     if plan.momentum == "ema":
-        return state["momentum"].lerp_(grad, 1 - rules.beta1)
+        momentum = read_state(state, "momentum", True, grad.dtype).lerp_(grad, 1 - rules.beta1)
+        write_state_(state, "momentum", momentum, True)
+        return momentum
     return subspace_numerator(grad, state, plan.projector or rules.projector, rules.beta1,
                               momentum_correction)
+
+
+def read_accumulator(state: dict, grad: Tensor, partition: Partition, accumulator: str) -> Tensor:
+    """The accumulator v: the state tensor, or an 8-bit one dequantized into the dtype a
+    full-precision one has (:func:`snsm.optim.plan.accumulator_dtype`)."""
+    dtype = accumulator_dtype(grad.dtype, partition, accumulator)
+    return read_state(state, "accumulator", False, dtype)
 
 
 def apply_update_(param: Tensor, numer: Tensor, denom: Tensor | None,
@@ -111,9 +134,16 @@ def apply_update_(param: Tensor, numer: Tensor, denom: Tensor | None,
 
 
 def update_parameter_(param: Tensor, grad: Tensor, state: dict, plan: ParamPlan,
-                      scalars: StepScalars, rules: UpdateRules) -> None:
+                      scalars: StepScalars, rules: UpdateRules,
+                      bits: Tensor | None = None) -> None:
     """p <- p (1 - lr wd) + s_t N / D for one parameter whose step count and projector
-    are already up to date."""
+    are already up to date; with ``bits`` (:func:`stochastic_bits`), computed on a float32
+    copy of p and written back with stochastic rounding."""
+    if bits is not None:
+        master = param.float()
+        update_parameter_(master, grad, state, plan, scalars, rules)
+        param.copy_(stochastic_round_to_bf16(master, bits))
+        return
     if rules.maximize:
         grad = -grad
     if rules.decays:
@@ -121,7 +151,9 @@ def update_parameter_(param: Tensor, grad: Tensor, state: dict, plan: ParamPlan,
     numer = numerator(grad, state, plan, rules, scalars.momentum_correction)
     denom = None
     if plan.partition is not None:
-        accumulate_(state["accumulator"], grad, plan.partition, rules.accumulator, rules.beta2)
-        denom = denominator(state["accumulator"], scalars.bias_correction2_sqrt,
+        acc = read_accumulator(state, grad, plan.partition, rules.accumulator)
+        accumulate_(acc, grad, plan.partition, rules.accumulator, rules.beta2)
+        write_state_(state, "accumulator", acc, False)
+        denom = denominator(acc, scalars.bias_correction2_sqrt,
                             rules.eps).to(param.dtype)  # a float32 accumulator (16-bit param)
     apply_update_(param, numer, denom, plan.partition, scalars.step_size)

@@ -1,0 +1,141 @@
+"""stochastic_rounding=True: bf16 parameters are updated in float32 and written back with
+unbiased stochastic rounding, from seeded generators (never the global RNG)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import snsm
+from problems import clone_params, grad_stream, make_params, run
+from snsm.rules.quantize import rounding_bits, stochastic_round_to_bf16
+
+ULP_BELOW_ONE = 2.0**-8  # bf16 spacing in [0.5, 1)
+
+
+def test_rounding_picks_a_neighbour_with_the_right_probability():
+    """x = a + f (b - a) between bf16 neighbours a < b becomes b with probability f: over n
+    draws the mean is x within 5 standard deviations, (b - a) sqrt(f (1 - f) / n)."""
+    n = 1 << 16
+    a, b = 0.5, 0.5 + 2.0**-8
+    for f in (0.1, 0.25, 0.5, 0.9):
+        x = torch.full((n,), a + f * (b - a))
+        rounded = stochastic_round_to_bf16(x, rounding_bits((n,), torch.device("cpu"), 7))
+        assert set(rounded.float().unique().tolist()) <= {a, b}
+        sigma = (b - a) * math.sqrt(f * (1 - f) / n)
+        assert abs(rounded.float().mean().item() - x[0].item()) < 5 * sigma
+    exact = torch.tensor([1.0, -2.5, 0.0, float("inf")])
+    bits = rounding_bits((4,), torch.device("cpu"), 1)
+    assert torch.equal(stochastic_round_to_bf16(exact, bits).float(), exact)
+
+
+def _descend(stochastic: bool, steps: int, seed: int = 0):
+    param = torch.ones(4096, dtype=torch.bfloat16, requires_grad=True)
+    # AdamW does not expose the seed as an argument; the group key sets it
+    optimizer = snsm.AdamW([{"params": [param], "seed": seed}], lr=2.0**-10,
+                           stochastic_rounding=stochastic)
+    for _ in range(steps):
+        param.grad = torch.ones_like(param)
+        optimizer.step()
+    return param.detach().float()
+
+
+def test_an_update_nearest_rounding_loses_survives_on_average():
+    """AdamW on a constant gradient steps by lr (m_hat / sqrt(v_hat) = 1) each step; lr is a
+    quarter of the bf16 spacing below 1, so nearest rounding returns 1.0 every step. With
+    stochastic rounding each step is unbiased: the mean over 4096 coordinates after 10 steps
+    is 1 - 10 lr within 5 standard deviations (each step adds a rounding error of at most one
+    spacing, independent across coordinates: sigma <= spacing sqrt(10 / 4096))."""
+    steps, lr = 10, 2.0**-10
+    assert torch.equal(_descend(False, steps), torch.ones(4096))
+    got = _descend(True, steps)
+    sigma = ULP_BELOW_ONE * math.sqrt(steps / 4096)
+    assert abs(got.mean().item() - (1 - steps * lr)) < 5 * sigma
+    assert (got < 1).any() and (got <= 1).all()
+
+
+def test_seeded_and_leaves_the_global_rng_alone():
+    rng = torch.get_rng_state()
+    first, again = _descend(True, 3), _descend(True, 3)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, _descend(True, 3, seed=1))
+
+
+def test_other_dtypes_are_unaffected():
+    params = make_params()
+    grads = grad_stream(params, steps=4)
+    a, b = clone_params(params), clone_params(params)
+    run(snsm.AdamW(a), a, grads)
+    run(snsm.AdamW(b, stochastic_rounding=True), b, grads)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+CASES = [("adamw", {}), ("adamw_sn", {"state_precision": "8bit"}),
+         ("adamw_snsm", {"rank": 2, "update_gap": 3, "projector": "svd"}),
+         ("sgd_sm", {"rank": 2, "update_gap": 3})]
+
+
+@pytest.mark.parametrize("name,hparams", CASES, ids=[c[0] for c in CASES])
+def test_foreach_equals_single_tensor_bit_for_bit(name, hparams):
+    params = make_params(dtype=torch.bfloat16)
+    grads = grad_stream(params, steps=6)
+    results = []
+    for foreach in (False, True):
+        copies = clone_params(params)
+        optimizer = snsm.get_optimizer_class(name)(copies, foreach=foreach, weight_decay=0.1,
+                                                   stochastic_rounding=True, **hparams)
+        run(optimizer, copies, grads)
+        results.append(copies)
+    for single, multi in zip(*results):
+        assert torch.equal(single, multi)
+    plain = clone_params(params)
+    run(snsm.get_optimizer_class(name)(plain, weight_decay=0.1, **hparams), plain, grads)
+    assert any(not torch.equal(a, b) for a, b in zip(results[0], plain))  # it did something
+
+
+@pytest.mark.parametrize("name,hparams", CASES[:3], ids=[c[0] for c in CASES[:3]])
+def test_steps_inside_the_backward_pass_equal_step(name, hparams):
+    def train(in_backward: bool):
+        model = nn.ParameterList([nn.Parameter(p.detach())
+                                  for p in make_params(dtype=torch.bfloat16)])
+        optimizer = snsm.get_optimizer_class(name)(list(model), stochastic_rounding=True,
+                                                   **hparams)
+        if in_backward:
+            snsm.step_in_backward(model, optimizer)
+        gen = torch.Generator().manual_seed(5)
+        for _ in range(4):
+            loss = sum((p.float() - torch.randn(p.shape, generator=gen)).square().sum()
+                       for p in model)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        return list(model)
+
+    for a, b in zip(train(False), train(True)):
+        assert torch.equal(a, b)
+
+
+def test_compiled_step_matches_eager_to_one_spacing():
+    """The compiled update gets the same bits; inductor's float32 reordering can move the
+    float32 result by a rounding, which can flip a stochastic rounding: one bf16 spacing of
+    the value at most, per step (4 steps)."""
+    def train(compile: bool):
+        params = make_params(dtype=torch.bfloat16, shapes=[(8, 6), (6, 10)])
+        optimizer = snsm.AdamW(params, weight_decay=0.1, stochastic_rounding=True,
+                               compile=compile)
+        run(optimizer, params, grad_stream(params, steps=4))
+        return params
+
+    for eager, compiled in zip(train(False), train(True)):
+        spacing = eager.float().abs() * 2.0**-7 + 1e-30
+        assert ((compiled.float() - eager.float()).abs() <= 4 * spacing).all()
+
+
+def test_validated():
+    with pytest.raises(ValueError, match="stochastic_rounding.*'yes'"):
+        snsm.AdamW(make_params(), stochastic_rounding="yes")
+    assert "stochastic_rounding" in snsm.AdaGradNorm.options
