@@ -19,9 +19,8 @@ REGISTRY_SETUPS = [name for name, s in SETUPS.items() if s.optimizer != "galore_
 def _step(setup):
     """One real step of the tiny LLaMA: (model, weights, peak gradient bytes, state bytes)."""
     model = build_model("tiny", VOCAB, SEQ, seed=0).to(setup.weights)
-    optimizer = snsm.create_optimizer(model, setup.optimizer, rank=RANK) \
-        if snsm.get_spec(setup.optimizer).takes_rank else \
-        snsm.create_optimizer(model, setup.optimizer)
+    rank = {"rank": RANK} if snsm.get_spec(setup.optimizer).takes_rank else {}
+    optimizer = snsm.create_optimizer(model, setup.optimizer, **rank, **setup.hparams)
     live = {"now": 0, "peak": 0}
 
     def count(param):  # runs before the in-backward hook frees the gradient

@@ -19,6 +19,7 @@ from torch import nn
 
 from snsm.bench import peers
 from snsm.measure.timing import StepTimer
+from snsm.optim.in_backward import step_in_backward
 from snsm.optim.registry import create_optimizer
 
 ADAMW_LR = "adamw"  # plain_lr value meaning: AdamW's (tuned) lr
@@ -42,6 +43,7 @@ class Contender:
     plain_lr: float | str | None = None
     route: str = "linear"
     seeds: int | None = None  # None: the suite's seed count
+    in_backward: bool = False  # ours: steps inside the backward pass (snsm.step_in_backward)
 
     def describe(self) -> str:
         """A one-line description for the report."""
@@ -53,7 +55,7 @@ class Contender:
             text += ", plain group at AdamW's lr"
         elif self.plain_lr is not None:
             text += f", plain group lr {self.plain_lr:g}"
-        return text
+        return text + (", steps inside the backward pass" if self.in_backward else "")
 
 
 class ContenderFactory:
@@ -74,6 +76,8 @@ class ContenderFactory:
             optimizer = create_optimizer(model, c.optimizer, plain=plain, route=c.route,
                                          lr=self.lr, weight_decay=config.weight_decay,
                                          **c.optimizer_args)
+        if c.in_backward:
+            step_in_backward(model, optimizer)
         self.timer.attach(optimizer)
         self.optimizer = optimizer
         return optimizer

@@ -24,6 +24,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="only the registry (no GaLore, APOLLO, Adam-mini, ... rows)")
     memory.add_argument("--world-size", type=positive_int, nargs="+", metavar="N",
                         help="per-GPU state under FSDP2 for these GPU counts (with GaLore)")
+    memory.add_argument("--state-precision", choices=("full", "8bit"), default="full",
+                        help="8bit: blockwise 8-bit momenta for the optimizers that take it "
+                             "(%% still of AdamW's full-precision state)")
     memory.add_argument("--total", action="store_true",
                         help="total training memory per GPU: weights, gradients, state and "
                              "activations, for AdamW (AMP, bf16), GaLore 8-bit and ours")
@@ -55,10 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if args.world_size:
         return _run_per_gpu(args)
     rows = memory_rows(args.model, DTYPES[args.dtype], args.rank, not args.no_bases,
-                       peers=not args.no_peers)
+                       peers=not args.no_peers, state_precision=args.state_precision)
     if not args.json:
-        print(f"{args.model}, states in {args.dtype}, rank {args.rank}, projector bases "
-              f"{_bases(args)}")
+        precision = "" if args.state_precision == "full" else ", 8-bit states where supported"
+        print(f"{args.model}, states in {args.dtype}{precision}, rank {args.rank}, projector "
+              f"bases {_bases(args)}")
     print_rows(rows, [("optimizer", "optimizer"), ("GiB", "gib"), ("% of AdamW", "pct_of_adamw")],
                args.json)
     return 0

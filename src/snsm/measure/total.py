@@ -62,6 +62,12 @@ class Setup:
     states: torch.dtype
     in_backward: bool
     description: str
+    state_precision: str = "full"  # "8bit": blockwise 8-bit momenta (snsm's state_precision)
+
+    @property
+    def hparams(self) -> dict:
+        """The optimizer's own arguments for this setup (beside the rank)."""
+        return {} if self.state_precision == "full" else {"state_precision": self.state_precision}
 
 
 SETUPS: dict[str, Setup] = {s.name: s for s in (
@@ -75,6 +81,9 @@ SETUPS: dict[str, Setup] = {s.name: s for s in (
           "AdamSNSM in pure bf16"),
     Setup("adamw_snsm-bf16-in-backward", "adamw_snsm", torch.bfloat16, torch.bfloat16, True,
           "AdamSNSM in pure bf16, steps inside the backward pass"),
+    Setup("adamw_snsm-bf16-8bit-in-backward", "adamw_snsm", torch.bfloat16, torch.bfloat16, True,
+          "AdamSNSM in pure bf16, 8-bit states, steps inside the backward pass",
+          state_precision="8bit"),
 )}
 
 
@@ -136,7 +145,7 @@ def total_row(model: nn.Module, shape: ModelShape, setup: Setup, rank: int, toke
     else:
         state = estimate_state_bytes(model, setup.optimizer, dtype=setup.states,
                                      include_bases=include_bases, world_size=world_size,
-                                     **rank_hparams(setup.optimizer, rank))
+                                     **rank_hparams(setup.optimizer, rank), **setup.hparams)
     activations = activation_bytes(shape, tokens, checkpointing)  # bf16 autocast or pure bf16
     return {"setup": setup.name, "weights": weights, "gradients": gradients, "state": state,
             "activations": activations, "total": weights + gradients + state + activations}

@@ -21,7 +21,7 @@ from snsm.train.models import build_model
 
 def _optimizer(model, setup: Setup, rank: int):
     hparams = {"rank": rank} if get_spec(setup.optimizer).takes_rank else {}
-    optimizer = create_optimizer(model, setup.optimizer, **hparams)
+    optimizer = create_optimizer(model, setup.optimizer, **hparams, **setup.hparams)
     if setup.in_backward:
         step_in_backward(model, optimizer)
     return optimizer
