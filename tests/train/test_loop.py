@@ -202,3 +202,15 @@ def test_steps_inside_the_backward_pass_train_exactly_like_step(tiny_config, tmp
 def test_global_clipping_with_steps_inside_the_backward_pass_is_refused(tiny_config):
     with pytest.raises(ValueError, match="clip_rule='per-parameter'"):
         validate(dataclasses.replace(tiny_config, step_in_backward=True))
+
+
+def test_pure_bf16_weights_train_and_resume_in_bf16(tiny_config, tmp_path):
+    config = dataclasses.replace(tiny_config, steps=4, weights="bf16",
+                                 optimizer_args={"rank": 8, "stochastic_rounding": True})
+    run = train(config)
+    payload = ckpt.load_checkpoint(run)
+    assert {v.dtype for v in payload["model"].values()} == {torch.bfloat16}
+    records = read_records(run / "metrics.jsonl")
+    assert math.isfinite([r["val_loss"] for r in records if "val_loss" in r][-1])
+    with pytest.raises(ValueError, match="weights"):
+        validate(dataclasses.replace(tiny_config, weights="fp16"))

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import torch
+
 from snsm.measure.models import PRESETS
 from snsm.optim.optimizer import check_hyperparameters
 from snsm.optim.registry import get_spec, list_optimizers
@@ -39,6 +41,7 @@ from snsm.util.errors import ConflictError
 
 PARALLEL_CHOICES = ("none", "ddp", "fsdp")
 CLIP_RULES = ("global", "per-parameter")
+WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 MIN_VOCAB_SIZE = 257  # a byte-level BPE vocabulary holds the 256 bytes and the end-of-text token
 CONFIG_NAME = "config.json"  # the run record in a run folder: {"config": {...}, ...}
 # Settings a resumed run may change (steps: only to a larger value).
@@ -71,6 +74,7 @@ class TrainConfig:
     clip_rule: str = "global"
     weight_decay: float = 0.0
     bf16: bool = False
+    weights: str = "fp32"
     eval_every: int = 50
     eval_batches: int = 8
     save_every: int = 100
@@ -113,6 +117,8 @@ _HELP = {
                         "(snsm.step_in_backward); needs --clip-rule per-parameter or "
                         "--grad-clip 0",
     "bf16": "bfloat16 autocast", "eval_every": "steps between evaluations",
+    "weights": "dtype of the parameters: fp32, or bf16 (pure bf16: no fp32 master copy; see the "
+               "optimizers' stochastic_rounding)",
     "eval_batches": "validation batches", "save_every": "steps between checkpoints",
     "seed": "seed of the model init and batches", "data": "local text file or folder",
     "hf_dataset": "Hugging Face dataset (streamed)", "hf_config": "config of --hf-dataset",
@@ -210,6 +216,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     check_choice("optimizer", c.optimizer, list_optimizers())
     check_choice("parallel", c.parallel, PARALLEL_CHOICES)
     check_choice("clip_rule", c.clip_rule, CLIP_RULES)
+    check_choice("weights", c.weights, WEIGHT_DTYPES)
     for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches",
                  "save_every", "max_bad_steps"):
         check_int(name, getattr(c, name))
@@ -324,7 +331,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     """Add ``--config FILE``, ``--opt KEY=VALUE`` and one flag per field (default None)."""
     defaults = TrainConfig()
     all_choices = {"preset": list(PRESETS), "optimizer": list_optimizers(),
-                   "parallel": list(PARALLEL_CHOICES), "clip_rule": list(CLIP_RULES)}
+                   "parallel": list(PARALLEL_CHOICES), "clip_rule": list(CLIP_RULES),
+                   "weights": list(WEIGHT_DTYPES)}
     parser.add_argument("--config", metavar="FILE", default=None,
                         help="TOML or JSON file of settings (flags override it)")
     parser.add_argument("--opt", metavar="KEY=VALUE", action="append", type=_opt_type,

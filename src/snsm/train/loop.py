@@ -48,8 +48,9 @@ from snsm.measure.peak import PeakMemory
 from snsm.train import checkpoint as ckpt
 from snsm.train import dist_checkpoint
 from snsm.train import parallel as par
-from snsm.train.config import (CONFIG_NAME, RESUME_CHANGEABLE, TrainConfig, check_paths,
-                               read_run_record, resume_changes, resume_config, validate)
+from snsm.train.config import (CONFIG_NAME, RESUME_CHANGEABLE, WEIGHT_DTYPES, TrainConfig,
+                               check_paths, read_run_record, resume_changes, resume_config,
+                               validate)
 from snsm.train.corpora import load_corpus
 from snsm.train.models import build_model, count_parameters
 from snsm.train.tokens import TokenData, eval_batches, get_batch, prepare_tokens
@@ -265,7 +266,7 @@ class Trainer:
         self.model = build_model(c.preset, self.data.vocab_size, c.seq_len, seed=c.seed)
         if initial_state is not None:
             self.model.load_state_dict(initial_state)
-        self.model.to(self.device)
+        self.model.to(self.device, WEIGHT_DTYPES[c.weights])
         self.seq_len = self.model.config.max_position_embeddings
         self.model = self.parallel.wrap(self.model)
         module = par.unwrap(self.model)
