@@ -1,19 +1,9 @@
 import pytest
 
 from snsm.train.config import TrainConfig
+from snsm.train.corpora import write_smoke_corpus
 
-WORDS = ("thou art the king of night and day whose crown is made of stars and rain "
-         "my lord the queen hath sent for thee to speak of love and war ").split()
-
-
-def write_corpus(path, documents=6, words=1500):
-    """A small deterministic text corpus: one file per document."""
-    path.mkdir(parents=True, exist_ok=True)
-    for d in range(documents):
-        text = " ".join(WORDS[(i * 7 + d * 3) % len(WORDS)] for i in range(words))
-        lines = [text[i:i + 70] for i in range(0, len(text), 70)]
-        (path / f"doc{d}.txt").write_text("\n".join(lines))
-    return path
+write_corpus = write_smoke_corpus  # the small corpus of the harness tests
 
 
 @pytest.fixture

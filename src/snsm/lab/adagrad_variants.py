@@ -42,7 +42,7 @@ from pathlib import Path
 import snsm
 from snsm.lab.report import Result, new_figure, write_outputs
 from snsm.train.config import TrainConfig
-from snsm.train.corpora import load_corpus
+from snsm.train.corpora import load_corpus, write_smoke_corpus
 from snsm.train.loop import METRICS_NAME, TrainingError, read_records, train
 from snsm.train.tokens import TokenData, prepare_tokens
 
@@ -69,9 +69,6 @@ PLAIN_LR = 3e-2  # AdaGrad's harness lr
 PLAIN = {"lr": PLAIN_LR, "momentum": "none", "accumulator": "sum", "bias_correction": False,
          "betas": (0.0, 0.999), "eps": 1e-10}
 TUNE_SEED = 0
-WORDS = ("thou art the king of night and day whose crown is made of stars and rain "
-         "my lord the queen hath sent for thee to speak of love and war ").split()
-
 
 @dataclass(frozen=True)
 class Config:
@@ -114,16 +111,6 @@ class VariantFactory:
                                      weight_decay=config.weight_decay, **args)
 
 
-def write_corpus(folder: Path, documents: int = 6, words: int = 1500) -> Path:
-    """A small deterministic text corpus, one file per document (as tests/train's)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for d in range(documents):
-        text = " ".join(WORDS[(i * 7 + d * 3) % len(WORDS)] for i in range(words))
-        lines = [text[i:i + 70] for i in range(0, len(text), 70)]
-        (folder / f"doc{d}.txt").write_text("\n".join(lines))
-    return folder
-
-
 def base_config(cfg: Config, data: str | None, cache_dir: str) -> TrainConfig:
     """The harness settings every run shares (optimizer, lr, seed and folder set per run)."""
     return TrainConfig(preset="tiny", steps=cfg.steps, batch_size=cfg.batch_size,
@@ -161,7 +148,7 @@ def run(quick: bool, out: Path, seed: int = 0) -> Result:
     cfg = QUICK if quick else FULL
     with tempfile.TemporaryDirectory(prefix="snsm-lab-") as scratch:
         scratch = Path(scratch)
-        data = str(write_corpus(scratch / "corpus")) if cfg.synthetic else None
+        data = str(write_smoke_corpus(scratch / "corpus")) if cfg.synthetic else None
         base = base_config(cfg, data, str(scratch / "cache") if cfg.synthetic
                            else TrainConfig().cache_dir)
         tokens = prepare_tokens(load_corpus(data), base.cache_dir, cfg.vocab_size)

@@ -290,3 +290,19 @@ def load_corpus(data: str | None = None, hf_dataset: str | None = None,
     if hf_dataset is not None:
         return hf_streaming(hf_dataset, hf_config)
     return shakespeare()
+
+
+_SMOKE_WORDS = ("thou art the king of night and day whose crown is made of stars and rain "
+                "my lord the queen hath sent for thee to speak of love and war ").split()
+
+
+def write_smoke_corpus(folder: Path, documents: int = 6, words: int = 1500) -> Path:
+    """A small deterministic text corpus, one file per document, for smoke runs and tests
+    (``--data FOLDER``): seconds to tokenize, no package needed."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for d in range(documents):
+        text = " ".join(_SMOKE_WORDS[(i * 7 + d * 3) % len(_SMOKE_WORDS)] for i in range(words))
+        lines = [text[i:i + 70] for i in range(0, len(text), 70)]
+        (folder / f"doc{d}.txt").write_text("\n".join(lines))
+    return folder
