@@ -290,3 +290,19 @@ def test_compiled_8bit_step_equals_eager(name, hparams):
             step = _per_element(state_e[key + "_scale"], a.shape) * (1 / 127 if signed else
                                                                        RHO - 1)
             assert ((a - b).abs() <= step * (1 + 1e-4) + 1e-12).all(), key
+
+
+@pytest.mark.parametrize("shape,axis", [((3000, 700), 0), ((300, 5000), 1)])
+def test_pieces_bound_the_temporaries_without_changing_a_code(monkeypatch, shape, axis):
+    from snsm.rules import quantize as q
+
+    value = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+    results = []
+    for piece in (1 << 30, 1 << 16):  # one piece, then many
+        monkeypatch.setattr(q, "PIECE", piece)
+        codes = torch.empty(shape, dtype=torch.uint8)
+        scale = torch.empty(q.scale_shape(shape, axis))
+        q.quantize_(codes, scale, value, signed=True)
+        results.append((codes, scale, q.dequantize(codes, scale, True, torch.float32)))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)

@@ -3,7 +3,8 @@
 Every run: the tiny preset, STEPS steps of 16 x 128 tokens, seed 0, the harness defaults
 (warmup + cosine, clipping 1.0), the optimizer's harness lr. Rows: AdamW and AdamSNSM with
 fp32 weights and full-precision states, with 8-bit states, and with bf16 weights (no fp32
-master copy) under nearest rounding and under stochastic rounding. Finished runs are reused
+master copy) under nearest rounding and under stochastic rounding, and all of these plus
+steps inside the backward pass (which need per-parameter clipping). Finished runs are reused
 (resumable). Writes OUT/results.json and OUT/table.md.
 
     python benchmarks/scripts/lean_states.py OUT [--steps 300] [--threads 1]
@@ -24,23 +25,28 @@ from snsm.train.loop import METRICS_NAME, read_records, train
 from snsm.util.environment import environment
 from snsm.util.tables import markdown_table
 
-VARIANTS = {  # label -> (weights, extra optimizer arguments)
-    "fp32": ("fp32", {}),
-    "8bit states": ("fp32", {"state_precision": "8bit"}),
-    "bf16 weights, nearest": ("bf16", {}),
-    "bf16 weights, stochastic rounding": ("bf16", {"stochastic_rounding": True}),
+VARIANTS = {  # label -> (weights, extra optimizer arguments, extra harness settings)
+    "fp32": ("fp32", {}, {}),
+    "8bit states": ("fp32", {"state_precision": "8bit"}, {}),
+    "bf16 weights, nearest": ("bf16", {}, {}),
+    "bf16 weights, stochastic rounding": ("bf16", {"stochastic_rounding": True}, {}),
+    # everything lean at once; steps inside the backward pass need per-parameter clipping
+    "all: 8bit, bf16 + SR, in backward": (
+        "bf16", {"state_precision": "8bit", "stochastic_rounding": True},
+        {"step_in_backward": True, "clip_rule": "per-parameter"}),
 }
 
 
 def _run(out: Path, optimizer: str, variant: str, steps: int) -> dict:
-    weights, extra = VARIANTS[variant]
-    folder = out / "runs" / f"{optimizer}-{variant.replace(' ', '_').replace(',', '')}"
+    weights, extra, harness = VARIANTS[variant]
+    slug = variant.replace(" ", "_").replace(",", "").replace(":", "").replace("+", "plus")
+    folder = out / "runs" / f"{optimizer}-{slug}"
     records = read_records(folder / METRICS_NAME) if (folder / METRICS_NAME).is_file() else []
     if not any(r.get("step") == steps and "val_loss" in r for r in records):
         args = {**(SNSM_ARGS if optimizer == "adamw_snsm" else {}), **extra}
         train(TrainConfig(preset="tiny", optimizer=optimizer, steps=steps, eval_every=25,
                           save_every=steps, weights=weights, optimizer_args=args,
-                          out=str(folder), quiet=True))
+                          out=str(folder), quiet=True, **harness))
         records = read_records(folder / METRICS_NAME)
     final = [r["val_loss"] for r in records if "val_loss" in r][-1]
     state = [r["state_bytes"] for r in records if "state_bytes" in r][-1]

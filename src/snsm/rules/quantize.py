@@ -42,6 +42,7 @@ from torch import Tensor
 
 STATE_PRECISIONS = ("full", "8bit")
 BLOCK = 256
+PIECE = 1 << 20  # elements (de)quantized at a time
 DYNAMIC_EXPONENT = 32  # E: the unsigned code spans [2^-E, 1] of a block's absmax
 
 
@@ -107,27 +108,42 @@ def _dequantize_rows(codes: Tensor, scale: Tensor, signed: bool) -> Tensor:
     return _decode(codes, signed) * scales
 
 
+def _row_pieces(rows: int, cols: int) -> list[slice]:
+    """Slices of whole rows of at most about ``PIECE`` elements: (de)quantizing piece by
+    piece bounds the float32 / int64 temporaries by the piece, not by the tensor."""
+    step = max(1, PIECE // max(cols, 1))
+    return [slice(start, start + step) for start in range(0, rows, step)]
+
+
+def _blocked_views(codes: Tensor, scale: Tensor) -> tuple[Tensor, Tensor, bool]:
+    """(codes, scales) as (rows, cols) views blocked along their rows, and whether they are
+    the transposes of the stored ones (a state blocked along its columns)."""
+    matrix = codes.view(block_view_shape(tuple(codes.shape)))
+    if block_axis(tuple(codes.shape), tuple(scale.shape)) == 1:
+        return matrix.T, scale.T, True
+    return matrix, scale, False
+
+
 def quantize_(codes: Tensor, scale: Tensor, value: Tensor, signed: bool) -> None:
     """Write ``value`` into ``codes`` (uint8, its shape) and ``scale`` (float32 absmax per
     block, its shape giving the block axis); a block of zeros gets scale 0 and codes 0."""
-    matrix = value.reshape(block_view_shape(tuple(value.shape))).to(torch.float32)
-    if block_axis(tuple(codes.shape), tuple(scale.shape)) == 1:
-        encoded, absmax = _quantize_rows(matrix.T, signed)
-        encoded, absmax = encoded.T, absmax.T
-    else:
-        encoded, absmax = _quantize_rows(matrix, signed)
-    codes.copy_(encoded.reshape(codes.shape))
-    scale.copy_(absmax)
+    code_rows, scale_rows, transposed = _blocked_views(codes, scale)
+    values = value.reshape(block_view_shape(tuple(value.shape)))
+    values = values.T if transposed else values
+    for rows in _row_pieces(*code_rows.shape):
+        encoded, absmax = _quantize_rows(values[rows].to(torch.float32), signed)
+        code_rows[rows].copy_(encoded)
+        scale_rows[rows].copy_(absmax)
 
 
 def dequantize(codes: Tensor, scale: Tensor, signed: bool, dtype: torch.dtype) -> Tensor:
     """x_i = s_b * value(code_i), a new tensor of ``codes``' shape in ``dtype``."""
-    matrix = codes.reshape(block_view_shape(tuple(codes.shape)))
-    if block_axis(tuple(codes.shape), tuple(scale.shape)) == 1:
-        values = _dequantize_rows(matrix.T, scale.T, signed).T
-    else:
-        values = _dequantize_rows(matrix, scale, signed)
-    return values.reshape(codes.shape).to(dtype)
+    code_rows, scale_rows, transposed = _blocked_views(codes, scale)
+    out = torch.empty(block_view_shape(tuple(codes.shape)), dtype=dtype, device=codes.device)
+    out_rows = out.T if transposed else out
+    for rows in _row_pieces(*code_rows.shape):
+        out_rows[rows] = _dequantize_rows(code_rows[rows], scale_rows[rows], signed)
+    return out.view(codes.shape)
 
 
 def is_quantized(state: dict, key: str) -> bool:
