@@ -21,7 +21,8 @@ import torch
 
 from snsm.bench.suites import SNSM_ARGS
 from snsm.train.config import TrainConfig
-from snsm.train.loop import METRICS_NAME, read_records, train
+from snsm.train.loop import train
+from snsm.train.metrics import METRICS_NAME, read_records
 from snsm.util.environment import environment
 from snsm.util.tables import markdown_table
 

@@ -10,8 +10,8 @@ import torch
 
 from snsm.train import checkpoint as ckpt
 from snsm.train.config import TrainConfig, validate
-from snsm.train.loop import (Trainer, TrainingError, evaluation_rows, lr_factor, read_records,
-                             train)
+from snsm.train.loop import Trainer, TrainingError, lr_factor, train
+from snsm.train.metrics import evaluation_rows, read_records
 from snsm.util.errors import ConflictError
 
 

@@ -19,7 +19,8 @@ from snsm.bench.run_one import RunResult
 from snsm.bench.summary import summarize
 from snsm.train.checkpoint import CHECKPOINT_NAME
 from snsm.train.config import TrainConfig, default_lr
-from snsm.train.loop import METRICS_NAME, read_records, train
+from snsm.train.loop import train
+from snsm.train.metrics import METRICS_NAME, read_records
 from snsm.train.plots import plot_curves
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ from snsm.bench.contenders import Contender, ContenderFactory
 from snsm.measure.memory import reachable_state_bytes
 from snsm.train.checkpoint import CHECKPOINT_NAME
 from snsm.train.config import TrainConfig
-from snsm.train.loop import METRICS_NAME, TrainingError, read_records, train
+from snsm.train.loop import TrainingError, train
+from snsm.train.metrics import METRICS_NAME, read_records
 from snsm.train.tokens import TokenData
 
 logger = logging.getLogger(__name__)

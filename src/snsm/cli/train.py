@@ -45,7 +45,8 @@ def _is_main_rank() -> bool:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from snsm.train.loop import METRICS_NAME, evaluation_rows, read_records, train
+    from snsm.train.loop import train
+    from snsm.train.metrics import METRICS_NAME, evaluation_rows, read_records
 
     run_dir = train(config_from_args(args))
     if _is_main_rank():

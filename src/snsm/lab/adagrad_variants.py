@@ -43,7 +43,8 @@ import snsm
 from snsm.lab.report import Result, new_figure, write_outputs
 from snsm.train.config import TrainConfig
 from snsm.train.corpora import load_corpus, write_smoke_corpus
-from snsm.train.loop import METRICS_NAME, TrainingError, read_records, train
+from snsm.train.loop import TrainingError, train
+from snsm.train.metrics import METRICS_NAME, read_records
 from snsm.train.tokens import TokenData, prepare_tokens
 
 logger = logging.getLogger(__name__)

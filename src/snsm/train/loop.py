@@ -33,7 +33,6 @@ import resource
 import signal
 import statistics
 import sys
-import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -52,7 +51,9 @@ from snsm.train.config import (CONFIG_NAME, RESUME_CHANGEABLE, WEIGHT_DTYPES, Tr
                                check_paths, read_run_record, resume_changes, resume_config,
                                validate)
 from snsm.train.corpora import load_corpus
+from snsm.train.metrics import METRICS_NAME, MetricsLog
 from snsm.train.models import build_model, count_parameters
+from snsm.train.signals import StopRequest
 from snsm.train.tokens import TokenData, eval_batches, get_batch, prepare_tokens
 from snsm.util.environment import package_versions
 from snsm.util.errors import ConflictError, Interrupted, TrainingError
@@ -62,7 +63,6 @@ logger = logging.getLogger(__name__)
 
 VERSIONED = ("snsm", "torch", "transformers", "tokenizers", "numpy")  # in config.json
 
-METRICS_NAME = "metrics.jsonl"
 __all__ = ["CONFIG_NAME", "METRICS_NAME", "Trainer", "TrainingError", "lr_factor", "train"]
 
 
@@ -114,46 +114,6 @@ def _check_no_run(run_dir: Path) -> None:
                             f"or choose another --out")
 
 
-class MetricsLog:
-    """Append-only ``metrics.jsonl``; on resume, records after the checkpoint are dropped.
-    With ``path`` None (the other ranks of a parallel run) records stay in memory."""
-
-    def __init__(self, path: Path | None, keep_through_step: int | None):
-        self.path = path
-        self.records: list[dict] = []
-        if path is None:
-            return
-        if keep_through_step is not None and path.is_file():
-            self.records = [r for r in read_records(path) if r["step"] <= keep_through_step]
-        self._rewrite()
-
-    def _rewrite(self) -> None:
-        text = "".join(json.dumps(r) + "\n" for r in self.records)
-        ckpt.write_atomically(self.path, lambda handle: handle.write(text.encode()), "metrics")
-
-    def append(self, record: dict) -> None:
-        self.records.append(record)
-        if self.path is None:
-            return
-        try:
-            with open(self.path, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-        except OSError as exc:
-            raise OSError(exc.errno, f"cannot write the metrics {self.path}: "
-                                     f"{exc.strerror or exc}") from exc
-
-
-def read_records(path: Path) -> list[dict]:
-    """The records of a metrics file; a last line cut short by a crash is dropped."""
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            logger.warning("dropping an unreadable line of %s: %r", path, line[:80])
-    return records
-
-
 def _evaluate(model, batches, device, autocast) -> float:
     model.eval()
     losses = []
@@ -166,61 +126,11 @@ def _evaluate(model, batches, device, autocast) -> float:
     return statistics.fmean(losses)
 
 
-def evaluation_rows(records: list[dict]) -> list[dict]:
-    """One row per evaluation of a metrics log: step, tokens, mean training loss since the
-    previous evaluation, validation loss and perplexity (the final table of ``snsm train``)."""
-    rows, losses = [], []
-    for record in records:
-        if "loss" in record and math.isfinite(record["loss"]):
-            losses.append(record["loss"])
-        if "val_loss" in record:
-            rows.append({"step": record["step"], "tokens": record["tokens"],
-                         "train_loss": round(statistics.fmean(losses), 4) if losses else "-",
-                         "val_loss": round(record["val_loss"], 4),
-                         "val_ppl": round(record["val_ppl"], 2)})
-            losses = []
-    return rows
-
-
 def _is_terminal(stream) -> bool:
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
-
-
-class StopRequest:
-    """SIGINT / SIGTERM handlers for the length of a run (main thread only; elsewhere none).
-
-    The first signal is recorded in ``signum`` (the loop stops after the current step);
-    a second one abandons the step at once with :class:`~snsm.util.errors.Interrupted`.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
-
-    def _handle(self, signum: int, frame) -> None:
-        name = signal.Signals(signum).name
-        if self.signum is not None:
-            raise Interrupted(signum, f"{name} again: the step was abandoned; the last "
-                                      f"checkpoint is kept")
-        self.signum = signum
-        logger.warning("%s: stopping after this step, then saving (send it again to stop at "
-                       "once, without saving)", name)
 
 
 OptimizerFactory = Callable[[torch.nn.Module, TrainConfig], torch.optim.Optimizer]
