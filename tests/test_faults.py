@@ -14,12 +14,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from processes import wait_for_step
 from snsm.train import checkpoint as ckpt
 from snsm.util.errors import ConflictError
 from snsm.util.locks import FolderLock
@@ -84,20 +84,6 @@ def _start(command) -> subprocess.Popen:
                             env=ENV)
 
 
-def _wait_for_step(run_dir, step, process, timeout=180) -> None:
-    deadline = time.monotonic() + timeout  # a guard against a hang, not a measurement
-    metrics = run_dir / "metrics.jsonl"
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        if metrics.exists():
-            steps = [json.loads(line).get("step", 0) for line in metrics.read_text().splitlines()
-                     if line.endswith("}")]
-            if steps and max(steps) >= step:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"step {step} not reached")
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The corpus, a shared token cache and the reference run (uninterrupted, its stdout and
@@ -118,7 +104,7 @@ def world(tmp_path_factory):
 def test_interrupt_saves_says_how_to_resume_and_resumes_exactly(world, tmp_path, signum, code):
     out = tmp_path / "run"
     process = _start(_train(world, out, "--quiet"))
-    _wait_for_step(out, 7, process)
+    wait_for_step(out, 7, process)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr
@@ -135,7 +121,7 @@ def test_interrupt_saves_says_how_to_resume_and_resumes_exactly(world, tmp_path,
 def test_kill_during_a_write_leaves_nothing_that_blocks_the_resume(world, tmp_path):
     out = tmp_path / "run"
     process = _start(_train(world, out, "--quiet"))
-    _wait_for_step(out, 7, process)
+    wait_for_step(out, 7, process)
     process.kill()
     process.wait()
     leftover = out / f".{ckpt.CHECKPOINT_NAME}.{process.pid}.tmp"  # as if killed mid-write
@@ -241,7 +227,7 @@ def test_resume_refuses_data_edited_in_place(world, tmp_path):
 def test_a_second_process_on_a_run_folder_is_refused_at_once(world, tmp_path):
     out = tmp_path / "run"
     first = _start(_train(world, out, "--quiet", steps=100_000))
-    _wait_for_step(out, 5, first)  # its first checkpoint is written: a resume could start
+    wait_for_step(out, 5, first)  # its first checkpoint is written: a resume could start
     second = _resume(out, "--quiet")
     assert first.poll() is None  # the first still runs and holds the folder
     assert second.returncode == 2

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import snsm
-from snsm.measure.memory import reachable_state_bytes
+from snsm.measure.memory import rank_hparams, reachable_state_bytes
 from snsm.measure.models import PRESETS
 from snsm.measure.total import SETUPS, galore_8bit_state_bytes, total_row, total_rows
 from snsm.train.models import build_model
@@ -19,8 +19,8 @@ REGISTRY_SETUPS = [name for name, s in SETUPS.items() if s.optimizer != "galore_
 def _step(setup):
     """One real step of the tiny LLaMA: (model, weights, peak gradient bytes, state bytes)."""
     model = build_model("tiny", VOCAB, SEQ, seed=0).to(setup.weights)
-    rank = {"rank": RANK} if snsm.get_spec(setup.optimizer).takes_rank else {}
-    optimizer = snsm.create_optimizer(model, setup.optimizer, **rank, **setup.hparams)
+    optimizer = snsm.create_optimizer(model, setup.optimizer, **rank_hparams(setup.optimizer, RANK),
+                                      **setup.hparams)
     live = {"now": 0, "peak": 0}
 
     def count(param):  # runs before the in-backward hook frees the gradient
@@ -56,7 +56,7 @@ def test_weights_gradients_and_state_equal_the_live_bytes(name):
 def test_galore_8bit_counts_the_measured_galore_layout_at_8_bits():
     po = pytest.importorskip("pytorch_optimizer")
     from snsm.bench.peers import build_peer
-    from snsm.measure.total import _bnb8_bytes
+    from snsm.measure.peers import bnb8_bytes
 
     model = build_model("tiny", VOCAB, SEQ, seed=0)
     optimizer = build_peer("galore", model)  # rank 32 on the hidden matrices
@@ -68,7 +68,7 @@ def test_galore_8bit_counts_the_measured_galore_layout_at_8_bits():
         state = optimizer.state[param]
         moments = [state[k] for k in ("exp_avg", "exp_avg_sq")]
         assert moments[0].shape == moments[1].shape
-        expected += _bnb8_bytes(moments[0].numel())
+        expected += bnb8_bytes(moments[0].numel())
         basis = [v for v in vars(state["projector"]).values()
                  if isinstance(v, torch.Tensor)] if "projector" in state else []
         expected += sum(b.numel() * 2 for b in basis)  # bf16

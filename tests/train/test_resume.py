@@ -5,10 +5,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import torch
 
+from processes import wait_for_step
 from snsm.train import checkpoint as ckpt
 
 DETERMINISTIC = ("step", "tokens", "loss", "lr", "grad_norm", "val_loss")
@@ -27,20 +27,6 @@ def _deterministic(run_dir):
     return [{k: r[k] for k in DETERMINISTIC if k in r} for r in records]
 
 
-def _wait_for_step(run_dir, step, process, timeout=120):
-    deadline = time.time() + timeout
-    metrics = run_dir / "metrics.jsonl"
-    while time.time() < deadline:
-        assert process.poll() is None, "the run ended before it could be killed"
-        if metrics.exists():
-            steps = [json.loads(line).get("step", 0) for line in metrics.read_text().splitlines()
-                     if line.endswith("}")]
-            if steps and max(steps) >= step:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"step {step} not reached")
-
-
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, corpus_dir):
     cache = tmp_path / "cache"
     reference = tmp_path / "reference"
@@ -49,7 +35,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, corpu
     killed = tmp_path / "killed"
     process = subprocess.Popen(_command(corpus_dir, cache, killed), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    _wait_for_step(killed, 17, process)
+    wait_for_step(killed, 17, process)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert ckpt.load_checkpoint(killed)["step"] < 30

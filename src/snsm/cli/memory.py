@@ -10,7 +10,6 @@ from snsm.measure.memory import memory_rows
 from snsm.measure.models import PRESETS, llama_skeleton
 from snsm.measure.sharded import per_gpu_rows
 from snsm.measure.total import PARTS, total_rows
-from snsm.util.checks import check_int
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -33,8 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     memory.add_argument("--measure", action="store_true",
                         help="one real training step per setup, its measured peak beside the "
                              "estimate (use a small --model: tiny, small, llama-60m)")
-    memory.add_argument("--micro-batch", type=int, default=1, help="sequences per micro-batch")
-    memory.add_argument("--seq-len", type=int, default=None,
+    memory.add_argument("--micro-batch", type=positive_int, default=1, help="sequences per micro-batch")
+    memory.add_argument("--seq-len", type=positive_int, default=None,
                         help="tokens per sequence (default: the model's, 256)")
     memory.add_argument("--checkpointing", action="store_true",
                         help="activation checkpointing (one block's activations at a time)")
@@ -48,9 +47,6 @@ def _bases(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_int("micro_batch", args.micro_batch)
-    if args.seq_len is not None:
-        check_int("seq_len", args.seq_len)
     if args.measure:
         return _run_measure(args)
     if args.total:

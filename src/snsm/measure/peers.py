@@ -73,10 +73,15 @@ def galore_state_bytes(model: nn.Module, dtype: torch.dtype, rank: int, world_si
     return total * itemsize
 
 
+def bnb8_bytes(numel: int) -> int:
+    """Two bitsandbytes 8-bit Adam states of ``numel`` elements (fp32 under 4096 elements)."""
+    if numel < BNB_MIN_8BIT:
+        return 2 * FP32 * numel
+    return 2 * numel + 2 * FP32 * math.ceil(numel / BNB_BLOCK)
+
+
 def _bnb8(p: nn.Parameter, embedding: bool) -> int:
-    if p.numel() < BNB_MIN_8BIT or embedding:
-        return 2 * FP32 * p.numel()
-    return 2 * p.numel() + 2 * FP32 * math.ceil(p.numel() / BNB_BLOCK)
+    return 2 * FP32 * p.numel() if embedding else bnb8_bytes(p.numel())
 
 
 def _adam_mini_blocks(model: nn.Module, p_name: str, p: nn.Parameter, heads: int) -> int:

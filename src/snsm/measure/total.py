@@ -41,7 +41,7 @@ from torch import nn
 
 from snsm.measure.memory import GIB, estimate_state_bytes, rank_hparams
 from snsm.measure.models import PRESETS, ModelShape, llama_skeleton
-from snsm.measure.peers import BNB_BLOCK, BNB_MIN_8BIT, FP32
+from snsm.measure.peers import FP32, bnb8_bytes
 from snsm.optim.routing import hidden_matrices
 from snsm.optim.sharding import ShardSpec
 from snsm.projectors import SVDProjector
@@ -97,12 +97,6 @@ def _local_numel(param: nn.Parameter, world_size: int) -> int:
     return math.prod(ShardSpec.for_shard(tuple(param.shape), 0, world_size).local_shape)
 
 
-def _bnb8_bytes(numel: int) -> int:
-    if numel < BNB_MIN_8BIT:
-        return 2 * FP32 * numel
-    return 2 * numel + 2 * FP32 * math.ceil(numel / BNB_BLOCK)
-
-
 def galore_8bit_state_bytes(model: nn.Module, rank: int, basis_dtype: torch.dtype,
                             include_bases: bool = True) -> int:
     """GaLore 8-bit's state on one GPU (see the module doc)."""
@@ -110,10 +104,10 @@ def galore_8bit_state_bytes(model: nn.Module, rank: int, basis_dtype: torch.dtyp
     total = 0
     for param in model.parameters():
         if id(param) not in hidden:
-            total += _bnb8_bytes(param.numel())
+            total += bnb8_bytes(param.numel())
             continue
         matrix = (param.shape[0], math.prod(param.shape[1:]))
-        total += _bnb8_bytes(math.prod(SVDProjector().low_shape(matrix, rank)))
+        total += bnb8_bytes(math.prod(SVDProjector().low_shape(matrix, rank)))
         if include_bases:
             (basis_shape, _), = SVDProjector().state_layout(matrix, rank, basis_dtype).values()
             total += math.prod(basis_shape) * _itemsize(basis_dtype)

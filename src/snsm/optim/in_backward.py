@@ -60,7 +60,8 @@ class InBackwardSteps:
         self.backward_passes: dict[int, int] = {}  # per parameter, since the hooks were attached
         self._squared_norms: list[Tensor] = []
         self.handles = []
-        if isinstance(model, nn.parallel.DistributedDataParallel):
+        self.ddp = isinstance(model, nn.parallel.DistributedDataParallel)
+        if self.ddp:
             model.register_comm_hook(None, self._bucket_hook)  # DDP allows no removal
         else:
             self.handles = [param.register_post_accumulate_grad_hook(self._hook)
@@ -106,7 +107,7 @@ class InBackwardSteps:
     def remove(self) -> None:
         """Detach the hooks: ``optimizer.step()`` steps again (not under DDP, whose
         communication hook cannot be removed)."""
-        if not self.handles and self.optimizer.__dict__.get("_in_backward") is self:
+        if self.ddp:
             raise RuntimeError("DDP's communication hook cannot be removed")
         for handle in self.handles:
             handle.remove()

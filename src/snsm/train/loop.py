@@ -428,14 +428,13 @@ class Trainer:
         """The first step of this process on the CPU is metered (live tensor bytes; the meter
         slows every op, so only one step; not under torchrun or torch.compile); on CUDA the
         allocator's counter runs all along."""
-        compiled = any(group.get("compile") for group in self.optimizer.param_groups)
-        if self.device.type == "cpu" and not self.parallel.enabled and not compiled \
-                and not self.__dict__.get("_metered"):
-            self._metered = True
-            state = [v for s in self.optimizer.state.values() for v in s.values()
-                     if isinstance(v, torch.Tensor)]
-            return PeakMemory("cpu", existing=[*self.model.parameters(), *state])
-        return contextlib.nullcontext()
+        if self.__dict__.get("_metered") or self.device.type != "cpu" or self.parallel.enabled \
+                or any(group.get("compile") for group in self.optimizer.param_groups):
+            return contextlib.nullcontext()
+        self._metered = True
+        state = [v for s in self.optimizer.state.values() for v in s.values()
+                 if isinstance(v, torch.Tensor)]
+        return PeakMemory("cpu", existing=[*self.model.parameters(), *state])
 
     def _peak_record(self, meter) -> dict:
         if self.device.type == "cuda":

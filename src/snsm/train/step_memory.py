@@ -15,13 +15,14 @@ import torch.nn.functional as F
 from snsm.measure.models import PRESETS
 from snsm.measure.peak import PeakMemory
 from snsm.measure.total import GALORE_8BIT, SETUPS, Setup, total_row
-from snsm.optim import create_optimizer, get_spec, step_in_backward
+from snsm.measure.memory import rank_hparams
+from snsm.optim import create_optimizer, step_in_backward
 from snsm.train.models import build_model
 
 
 def _optimizer(model, setup: Setup, rank: int):
-    hparams = {"rank": rank} if get_spec(setup.optimizer).takes_rank else {}
-    optimizer = create_optimizer(model, setup.optimizer, **hparams, **setup.hparams)
+    optimizer = create_optimizer(model, setup.optimizer, **rank_hparams(setup.optimizer, rank),
+                                 **setup.hparams)
     if setup.in_backward:
         step_in_backward(model, optimizer)
     return optimizer
