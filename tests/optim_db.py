@@ -46,6 +46,7 @@ OPTIM_DB = [
       for p in PROJECTORS],
     OptimInfo("adamw_snsm[project]", snsm.AdamSNSM, dict(SM, projector="svd", on_refresh="project"),
               lr=1e-1),
+    OptimInfo("adamw_sm", snsm.AdamSM, dict(SM, projector="svd"), lr=1e-1),
     OptimInfo("adagrad", snsm.AdaGrad, lr=2e-1),
     OptimInfo("adagrad_norm", snsm.AdaGradNorm, lr=5e-1),
     OptimInfo("adagrad_sn", snsm.AdaGradSN, lr=2e-1),

@@ -18,7 +18,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     bench = subparsers.add_parser(
         "bench", help="benchmark our optimizers against the peers (results.json, report.md)")
-    bench.add_argument("--suite", choices=list(SUITES), default="demo")
+    bench.add_argument("--suite", choices=[*SUITES, "standard"], default="demo")
     bench.add_argument("--optimizers", help="comma-separated contenders (default: the suite's; "
                                             "adamw, the baseline, is always run)")
     bench.add_argument("--seeds", type=_positive, help="seeds of our contenders")
@@ -44,6 +44,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="torch CPU threads (default: torch's; 1 avoids oversubscription "
                             "on a machine shared with other jobs)")
     bench.add_argument("--cache-dir", default=None, help="token cache folder")
+    bench.add_argument("--stages", help="standard suite: comma-separated stages (default: all; "
+                                        "the headline always runs)")
+    bench.add_argument("--workers", type=_positive, default=2,
+                       help="standard suite: runs trained in parallel, one thread each")
+    bench.add_argument("--smoke", action="store_true",
+                       help="standard suite: the same code path in seconds, on a generated "
+                            "corpus (for tests)")
     bench.set_defaults(run=run_bench)
     return bench
 
@@ -58,6 +65,32 @@ def _check_settings(args: argparse.Namespace, out: Path, work: Path) -> None:
     check_paths(config)
 
 
+def run_standard(args: argparse.Namespace) -> int:
+    """``--suite standard``: the staged, fairly tuned suite (:mod:`snsm.bench.standard`)."""
+    from snsm.bench.standard import STAGES, Settings, StandardSuite, write_results
+    from snsm.bench.standard_report import write_report
+
+    out = Path(args.out or f"runs/bench/{time.strftime('%Y-%m-%d')}-standard")
+    work = Path(args.work or out.parent / f"work-{out.name}")
+    stages = tuple(s.strip() for s in args.stages.split(",")) if args.stages else STAGES
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"--stages: unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
+    _check_settings(args, out, work)
+    if args.smoke:
+        from snsm.train.corpora import write_smoke_corpus
+        data = str(write_smoke_corpus(work / "smoke-corpus"))
+        second = str(write_smoke_corpus(work / "smoke-corpus-2", documents=4, words=1200))
+        settings = Settings.smoke(data, second, args.cache_dir)
+    else:
+        settings = Settings(data=args.data, cache_dir=args.cache_dir)
+    results = StandardSuite(settings, out, work, args.workers).run(stages)
+    write_results(results, out)
+    write_report(results, out)
+    print(f"record: {out} (report.md, results.json, runs/)")
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from snsm.bench.report import format_table
     from snsm.bench.run_suite import SuiteOptions, run_suite
@@ -66,6 +99,8 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    if args.suite == "standard":
+        return run_standard(args)
     suite = get_suite(args.suite)
     if args.route:
         suite = suite.with_route(args.route)

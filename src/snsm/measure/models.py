@@ -2,7 +2,7 @@
 
 One table serves everything: ``snsm train`` builds ``transformers`` models from
 it (:mod:`snsm.train.models`), and the memory and speed measurements build
-skeletons from it. ``tiny`` and ``small`` are CPU-sized; the ``llama-*`` entries
+skeletons from it. ``tiny``, ``mini`` and ``small`` are CPU-sized; the ``llama-*`` entries
 are the paper's (GaLore's) pre-training configurations.
 
 The skeletons mirror ``transformers.LlamaForCausalLM``'s parameter shapes and
@@ -34,6 +34,7 @@ class ModelShape:
 
 PRESETS: dict[str, ModelShape] = {
     "tiny": ModelShape(hidden=128, layers=4, heads=4, ffn=352, seq_len=128),
+    "mini": ModelShape(hidden=192, layers=4, heads=4, ffn=512, seq_len=128),
     "small": ModelShape(hidden=256, layers=4, heads=4, ffn=688),
     "llama-60m": ModelShape(hidden=512, layers=8, heads=8, ffn=1376),
     "llama-130m": ModelShape(hidden=768, layers=12, heads=12, ffn=2048),

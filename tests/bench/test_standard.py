@@ -1,0 +1,73 @@
+"""``snsm bench --suite standard --smoke``: the whole staged protocol on generated corpora."""
+
+import json
+
+import pytest
+
+from snsm.bench.standard import STAGES, Settings, StandardSuite
+from snsm.cli import main
+
+
+@pytest.fixture(scope="module")
+def smoke_record(tmp_path_factory):
+    root = tmp_path_factory.mktemp("standard")
+    args = ["bench", "--suite", "standard", "--smoke", "--out", str(root / "record"),
+            "--work", str(root / "work"), "--cache-dir", str(root / "cache")]
+    assert main(args) == 0
+    return root, args
+
+
+def test_every_stage_runs_and_the_protocol_holds(smoke_record):
+    root, _ = smoke_record
+    record = root / "record"
+    results = json.loads((record / "results.json").read_text())
+    assert set(STAGES) <= set(results) and results["computed_runs"] > 0
+    settings = results["settings"]
+    for stage in ("headline", "peers", "decomposition"):
+        for label, tuned in results[stage].items():
+            grid = {float(k) for k in tuned["grid"]}
+            confirm = {float(k) for k in tuned["confirm"]}
+            assert len(grid) >= 5 and confirm <= grid and tuned["lr"] in confirm, label
+            if tuned["grid_edge"] is None:  # an interior best has both neighbours confirmed
+                assert len(confirm) == 3, label
+            assert all(run["steps"][-1] == settings["full_steps"] for run in tuned["runs"])
+    for label in ("adamw", "adamw_sn", "adamw_snsm"):
+        assert len(results["headline"][label]["runs"]) == settings["seeds"]
+        assert results["headline"][label]["plain_grid"] is not None  # AdamW's too
+    adamw = results["headline"]["adamw"]
+    plain = adamw["plain_lr"] or adamw["lr"]
+    for label, tuned in results["decomposition"].items():
+        if label != "adamw":  # every ingredient at AdamW's plain-group lr
+            assert tuned["plain_grid"] is None
+            assert all(run["key"]["plain_lr"] in (plain, None) for run in tuned["runs"])
+    report = (record / "report.md").read_text()
+    for section in ("## Headline", "## Each ingredient isolated", "## Memory at equal quality",
+                    "## Other corpora", "## Scale trend", "Subspace-Momentum alone"):
+        assert section in report
+    assert (record / "sensitivity.png").is_file() and (record / "scale.png").is_file()
+
+
+def test_a_rerun_reuses_every_run_and_recomputes_a_missing_one(smoke_record):
+    root, args = smoke_record
+    record = root / "record"
+    before = json.loads((record / "results.json").read_text())
+    one = next((record / "runs").rglob("seed1.json"))
+    one.unlink()
+    assert main(args) == 0
+    after = json.loads((record / "results.json").read_text())
+    assert after["computed_runs"] == 1 and one.is_file()
+    assert after["headline"] == before["headline"] and after["scale"] == before["scale"]
+
+
+def test_runs_made_with_other_settings_are_refused(smoke_record, tmp_path):
+    root, _ = smoke_record
+    other = Settings.smoke("data", "second", str(tmp_path))
+    with pytest.raises(ValueError, match="other settings"):
+        StandardSuite(other, root / "record", tmp_path / "work")
+
+
+def test_unknown_stages_are_refused_before_anything_runs(tmp_path, capsys):
+    code = main(["bench", "--suite", "standard", "--stages", "headline,nope",
+                 "--out", str(tmp_path / "r")])
+    assert code == 2 and "nope" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
