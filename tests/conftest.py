@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+from devices import DEVICES
 
 
 @pytest.fixture(params=DEVICES)
 def device(request):
+    """Each device the tests run on: "cpu", and "cuda" where available (tests/devices.py)."""
     return torch.device(request.param)

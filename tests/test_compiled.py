@@ -84,7 +84,7 @@ def test_compile_flag_is_validated():
 
 def test_cli_speed_compile_reports_the_compiled_ratio(monkeypatch, capsys):
     # Compiling llama-60m takes minutes here: the two measurements are replaced by fixed rows.
-    def rows(model, optimizers, repeats, update_gap, compile):
+    def rows(model, optimizers, repeats, update_gap, compile, **kwargs):
         ms, adamw_ms = (30.0, 60.0) if compile else (80.0, 100.0)
         return [{"optimizer": "adamw_sn", "projector": "-", "step_ms": ms, "refresh_ms": ms,
                  "amortized_ms": ms, "adamw_ms": adamw_ms, "ratio_vs_adamw": ms / adamw_ms,

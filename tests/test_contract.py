@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import snsm
+import snsm.optim.optimizer
+from devices import assert_paths_agree
 from optim_db import OPTIM_DB, OptimInfo
 from snsm.optim.plan import GroupHParams, accumulator_dtype
 from problems import (clone_params, descend, grad_stream, make_params, quadratic, rosenbrock,
@@ -78,11 +80,11 @@ def test_foreach_matches_single_tensor(info, device, extra):
         run(info.make(copies, foreach=foreach, **extra), copies, grads)
         results.append(copies)
     for single, multi in zip(*results):
-        assert torch.equal(multi, single)
+        assert_paths_agree(multi, single)
 
 
-def test_state_dict_loads_with_weights_only_and_resume_is_bit_exact(info, tmp_path):
-    params = make_params()
+def test_state_dict_loads_with_weights_only_and_resume_is_bit_exact(info, tmp_path, device):
+    params = make_params(device)
     grads = grad_stream(params, steps=10)  # update_gap=3: refreshes at 1, 4, 7, 10
     reference = clone_params(params)
     run(info.make(reference), reference, grads)
@@ -103,8 +105,8 @@ def test_state_dict_loads_with_weights_only_and_resume_is_bit_exact(info, tmp_pa
         assert torch.equal(got, want)
 
 
-def test_deepcopy_continues_identically(info):
-    params = make_params()
+def test_deepcopy_continues_identically(info, device):
+    params = make_params(device)
     grads = grad_stream(params, steps=6)
     optimizer = info.make(params)
     run(optimizer, params, grads[:2])
@@ -115,8 +117,8 @@ def test_deepcopy_continues_identically(info):
         assert torch.equal(a, b)
 
 
-def test_params_without_grad_are_skipped(info):
-    params = make_params()
+def test_params_without_grad_are_skipped(info, device):
+    params = make_params(device)
     before = clone_params(params)
     optimizer = info.make(params)
     params[0].grad = torch.ones_like(params[0])
@@ -127,18 +129,21 @@ def test_params_without_grad_are_skipped(info):
         assert param not in optimizer.state
 
 
-def test_global_rng_untouched_and_nothing_printed(info, capsys):
-    params = make_params()
+def test_global_rng_untouched_and_nothing_printed(info, capsys, device):
+    params = make_params(device)
     grads = grad_stream(params, steps=7)
     rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     run(info.make(params), params, grads)
     assert torch.equal(torch.get_rng_state(), rng)
+    if cuda_rng is not None:
+        assert torch.equal(torch.cuda.get_rng_state(device), cuda_rng)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
 
 
-def test_lr_scheduler_drives_the_learning_rate(info):
-    params = make_params()
+def test_lr_scheduler_drives_the_learning_rate(info, device):
+    params = make_params(device)
     optimizer = info.make(params)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.0)
     before = clone_params(params)
@@ -164,8 +169,8 @@ def _assert_unchanged(optimizer, params, snapshot):
             assert torch.equal(value, old_state["state"][pid][key]), (pid, key)
 
 
-def test_sparse_gradient_raises_with_nothing_changed(info):
-    params = make_params()
+def test_sparse_gradient_raises_with_nothing_changed(info, device):
+    params = make_params(device)
     optimizer = info.make([{"params": params[:2]}, {"params": params[2:]}])
     run(optimizer, params, grad_stream(params, steps=2))
     snapshot = _snapshot(optimizer, params)
@@ -179,8 +184,8 @@ def test_sparse_gradient_raises_with_nothing_changed(info):
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
-def test_nonfinite_gradient_on_a_refresh_step_raises_with_nothing_changed(info, bad):
-    params = make_params()
+def test_nonfinite_gradient_on_a_refresh_step_raises_with_nothing_changed(info, bad, device):
+    params = make_params(device)
     grads = grad_stream(params, steps=5)  # update_gap=3: step 4 refreshes the projectors
     optimizer = info.make(params)
     run(optimizer, params, grads[:3])
@@ -206,6 +211,51 @@ def test_skip_nonfinite_skips_the_whole_step_and_counts_it(info, caplog):
     assert optimizer.skipped_steps == 1 and "step skipped" in caplog.text
     for got, want in zip(params, reference):
         assert torch.equal(got, want)
+
+
+def _on_device(device, monkeypatch):
+    """The device-side skip of ``skip_nonfinite`` (CUDA's path), forced on the CPU too."""
+    if device.type == "cpu":
+        monkeypatch.setattr(snsm.optim.optimizer, "on_device", lambda grads: True)
+
+
+def test_skip_nonfinite_on_a_device_changes_nothing_but_the_step_count(info, device,
+                                                                       monkeypatch):
+    _on_device(device, monkeypatch)
+    params = make_params(device)
+    grads = grad_stream(params, steps=6)  # update_gap=3: step 4 refreshes the projectors
+    optimizer = info.make(params, skip_nonfinite=True)
+    run(optimizer, params, grads[:3])
+    old_params, old_state = _snapshot(optimizer, params)
+    poisoned = [g.clone() for g in grads[3]]
+    poisoned[2][0, 1, 2] = float("nan")
+    run(optimizer, params, [poisoned])
+    assert optimizer.skipped_steps == 1
+    for param, old in zip(params, old_params):
+        assert torch.equal(param, old)
+    for pid, entry in optimizer.state_dict()["state"].items():
+        for key, value in entry.items():
+            expected = old_state["state"][pid][key] + (1 if key == "step" else 0)
+            assert torch.equal(value, expected), (pid, key)
+    run(optimizer, params, grads[4:])
+    assert optimizer.skipped_steps == 1
+    assert all(torch.isfinite(p).all() for p in params)
+    assert any(not torch.equal(p, old) for p, old in zip(params, old_params))
+
+
+def test_skip_nonfinite_on_a_device_equals_the_plain_step_when_finite(info, device,
+                                                                      monkeypatch):
+    params = make_params(device)
+    grads = grad_stream(params, steps=5)
+    plain = clone_params(params)
+    run(info.make(plain), plain, grads)
+    _on_device(device, monkeypatch)
+    gated = clone_params(params)
+    optimizer = info.make(gated, skip_nonfinite=True)
+    run(optimizer, gated, grads)
+    assert optimizer.skipped_steps == 0
+    for got, want in zip(gated, plain):
+        assert_paths_agree(got, want)
 
 
 def test_add_param_group_validates_before_adding(info):

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 import snsm
+import snsm.optim.functional
+from devices import assert_paths_agree, needs_cuda
 from problems import clone_params, grad_stream, make_params, run
 from snsm.projectors import PROJECTORS, get_projector
 
@@ -26,7 +28,7 @@ def test_adamw_equals_torch_adamw_bit_for_bit(device, foreach, extra):
     ours, theirs = _run_pair(lambda p: snsm.AdamW(p, **hp), lambda p: torch.optim.AdamW(p, **hp),
                              make_params(device))
     for a, b in zip(ours, theirs):
-        assert torch.equal(a, b)
+        assert_paths_agree(a, b)
 
 
 @pytest.mark.parametrize("foreach", [False, True])
@@ -35,15 +37,28 @@ def test_adagrad_equals_torch_adagrad_bit_for_bit(device, foreach):
     ours, theirs = _run_pair(lambda p: snsm.AdaGrad(p, **hp),
                              lambda p: torch.optim.Adagrad(p, **hp), make_params(device))
     for a, b in zip(ours, theirs):
-        torch.testing.assert_close(a, b, rtol=0, atol=0 if not foreach else 1e-7)
+        if device.type == "cuda":
+            assert_paths_agree(a, b)
+        else:
+            torch.testing.assert_close(a, b, rtol=0, atol=0 if not foreach else 1e-7)
 
 
-def test_subset_size_one_is_per_coordinate():
+@needs_cuda
+def test_foreach_is_the_default_on_cuda(monkeypatch):
+    calls = []
+    monkeypatch.setattr(snsm.optim.functional, "foreach_step",
+                        lambda *args: calls.append(args[0][0].device))
+    params = make_params("cuda")
+    run(snsm.AdamSNSM(params, rank=2), params, grad_stream(params, 1))
+    assert calls and all(device.type == "cuda" for device in calls)
+
+
+def test_subset_size_one_is_per_coordinate(device):
     hp = dict(lr=3e-3, eps=1e-8, weight_decay=0.0)
     ours, theirs = _run_pair(lambda p: snsm.AdamSN(p, subset_size=1, **hp),
-                             lambda p: torch.optim.AdamW(p, **hp), make_params())
+                             lambda p: torch.optim.AdamW(p, **hp), make_params(device))
     for a, b in zip(ours, theirs):
-        assert torch.equal(a, b)
+        assert_paths_agree(a, b)
 
 
 def test_subsets_of_one_coordinate_through_the_reduction_equal_per_coordinate():
@@ -58,8 +73,8 @@ def test_subsets_of_one_coordinate_through_the_reduction_equal_per_coordinate():
 
 @pytest.mark.parametrize("projector", list(PROJECTORS))
 @pytest.mark.parametrize("on_refresh,update_gap", [("reset", 100), ("project", 3)])
-def test_subspace_at_full_rank_equals_ema(projector, on_refresh, update_gap):
-    params = make_params(shapes=[(8, 6), (5, 9), (3, 4, 2)])
+def test_subspace_at_full_rank_equals_ema(projector, on_refresh, update_gap, device):
+    params = make_params(device, shapes=[(8, 6), (5, 9), (3, 4, 2)])
     hp = dict(lr=1e-2, weight_decay=0.01)
     ours, theirs = _run_pair(
         lambda p: snsm.SNSM(p, momentum="subspace", rank=64, projector=projector,

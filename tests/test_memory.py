@@ -11,13 +11,13 @@ from test_routing import TinyLM
 @pytest.mark.parametrize("name", snsm.list_optimizers())
 @pytest.mark.parametrize("include_bases", [True, False])
 @pytest.mark.parametrize("projector", ["svd", "uniform"])
-def test_estimate_equals_measured_state_after_one_step(name, include_bases, projector):
-    model = TinyLM()
+def test_estimate_equals_measured_state_after_one_step(name, include_bases, projector, device):
+    model = TinyLM().to(device)
     hparams = {"rank": 3, "projector": projector} if "sm" in name else {}
     optimizer = snsm.create_optimizer(model, name, **hparams)
     for p in model.parameters():
         if p.requires_grad:
-            p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(0))
+            p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(0)).to(device)
     optimizer.step()
     measured = snsm.state_bytes(optimizer, include_bases=include_bases)
     estimated = snsm.estimate_state_bytes(model, name, include_bases=include_bases, **hparams)

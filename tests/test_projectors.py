@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from devices import DEVICES
 from snsm.projectors import PROJECTORS, fwht, get_projector
 
 NAMES = sorted(PROJECTORS)
@@ -14,15 +15,15 @@ RANDOM = ["rsvd", "gaussian", "srht", "uniform"]
 SHAPES = {"tall": (24, 10), "wide": (10, 24), "square": (12, 12)}
 # 4: below both sides; 16: between the sides (basis clamps, index does not); 64: clamps all.
 RANKS = [4, 16, 64]
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.randn(*shape, generator=gen(seed)).to(dtype)
+def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32,
+          device="cpu") -> torch.Tensor:
+    return torch.randn(*shape, generator=gen(seed)).to(device, dtype)
 
 
 def build(name: str, grad: torch.Tensor, rank: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -31,7 +32,8 @@ def build(name: str, grad: torch.Tensor, rank: int, seed: int = 0) -> dict[str, 
 
 def back(name: str, shape: tuple[int, int], low: torch.Tensor, state) -> torch.Tensor:
     """``P^T(low)`` via back_add_ into zeros."""
-    return PROJECTORS[name].back_add_(torch.zeros(shape, dtype=low.dtype), low, state)
+    return PROJECTORS[name].back_add_(torch.zeros(shape, dtype=low.dtype, device=low.device),
+                                      low, state)
 
 
 def proj_matrix(q: torch.Tensor) -> torch.Tensor:
@@ -46,15 +48,15 @@ def proj_matrix(q: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("kind", SHAPES)
 @pytest.mark.parametrize("rank", RANKS)
-def test_state_layout_matches_build(name, kind, rank):
+def test_state_layout_matches_build(name, kind, rank, device):
     shape = SHAPES[kind]
     p = PROJECTORS[name]
-    state = p.build(randn(*shape), rank, gen())
+    state = p.build(randn(*shape, device=device), rank, gen())
     layout = p.state_layout(shape, rank, torch.float32)
     assert set(state) == set(layout)
     for key, (lshape, ldtype) in layout.items():
         assert tuple(state[key].shape) == lshape
-        assert state[key].dtype == ldtype
+        assert state[key].dtype == ldtype and state[key].device.type == device.type
     r = min(rank, min(shape) if name in BASIS else max(shape))
     key, (lshape, _) = next(iter(layout.items()))
     assert lshape == ((min(shape), r) if name in BASIS else (r,))
@@ -80,21 +82,21 @@ def test_low_shape_matches_project(name, kind, rank):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("kind", SHAPES)
 @pytest.mark.parametrize("rank", RANKS)
-def test_project_after_back_is_identity(name, kind, rank):
+def test_project_after_back_is_identity(name, kind, rank, device):
     """P P^T = I: orthonormal basis, or distinct indices."""
     shape = SHAPES[kind]
     p = PROJECTORS[name]
-    state = build(name, randn(*shape), rank)
-    x = randn(*p.low_shape(shape, rank), seed=1)
+    state = build(name, randn(*shape, device=device), rank)
+    x = randn(*p.low_shape(shape, rank), seed=1, device=device)
     torch.testing.assert_close(p.project(back(name, shape, x, state), state), x, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", BASIS)
 @pytest.mark.parametrize("kind", SHAPES)
 @pytest.mark.parametrize("rank", RANKS)
-def test_basis_is_orthonormal(name, kind, rank):
-    q = build(name, randn(*SHAPES[kind]), rank)["basis"]
-    torch.testing.assert_close(q.T @ q, torch.eye(q.shape[1]), atol=1e-5, rtol=0)
+def test_basis_is_orthonormal(name, kind, rank, device):
+    q = build(name, randn(*SHAPES[kind], device=device), rank)["basis"]
+    torch.testing.assert_close(q.T @ q, torch.eye(q.shape[1], device=device), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -125,10 +127,10 @@ def test_back_add_adds_in_place(name, kind):
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("kind", SHAPES)
-def test_full_rank_reconstructs(name, kind):
+def test_full_rank_reconstructs(name, kind, device):
     """With rank >= the reduced side, P^T P G = G."""
     shape = SHAPES[kind]
-    g = randn(*shape)
+    g = randn(*shape, device=device)
     state = build(name, g, 64)
     recon = back(name, shape, PROJECTORS[name].project(g, state), state)
     torch.testing.assert_close(recon, g, atol=1e-5, rtol=1e-5)
@@ -179,6 +181,44 @@ def test_rsvd_matches_svd_with_spectral_gap(shape):
     q_svd = build("svd", a, 4)["basis"]
     q_rsvd = build("rsvd", a, 4)["basis"]
     torch.testing.assert_close(proj_matrix(q_rsvd), proj_matrix(q_svd), atol=1e-4, rtol=0)
+
+
+def gapped_gradient(m: int, n: int, r: int, gap: float, seed: int = 0) -> torch.Tensor:
+    """A gradient-like m x n matrix: singular values decaying from 1 to 1/2 over the top r,
+    then ``gap`` times smaller and decaying on (sigma_{r+9} / sigma_r <= gap)."""
+    g = gen(seed)
+    s = min(m, n)
+    u = torch.linalg.qr(torch.randn(m, s, generator=g, dtype=torch.float64)).Q
+    v = torch.linalg.qr(torch.randn(n, s, generator=g, dtype=torch.float64)).Q
+    top = torch.linspace(1.0, 0.5, r, dtype=torch.float64)
+    tail = 0.5 * gap * torch.linspace(1.0, 0.1, s - r, dtype=torch.float64)
+    return (u * torch.cat([top, tail])) @ v.T
+
+
+@pytest.mark.parametrize("shape", [(1376, 512), (512, 1376)], ids=["tall", "wide"])
+@pytest.mark.parametrize("gap,tolerance", [(0.25, 1e-2), (0.1, 1e-4)])
+def test_rsvd_gives_the_svd_subspace_on_large_matrices_with_a_gap(shape, gap, tolerance):
+    """The stated tolerance of RSVDProjector (sin of the largest principal angle) on
+    llama-60m's MLP shapes at rank 128: a cheaper refresh than the full SVD."""
+    from snsm.projectors.basis import subspace_distance
+
+    a = gapped_gradient(*shape, r=128, gap=gap).float()
+    q_svd = build("svd", a, 128)["basis"]
+    q_rsvd = build("rsvd", a, 128)["basis"]
+    assert subspace_distance(q_rsvd, q_svd) <= tolerance
+    q_gauss = build("gaussian", a, 128)["basis"]  # no data: far from it
+    assert subspace_distance(q_gauss, q_svd) > 0.5
+
+
+def test_subspace_distance_is_the_sine_of_the_largest_principal_angle():
+    from snsm.projectors.basis import subspace_distance
+
+    e = torch.eye(3)
+    angle = torch.tensor(0.3)
+    rotated = torch.stack([torch.cos(angle), torch.sin(angle), torch.tensor(0.0)])[:, None]
+    torch.testing.assert_close(subspace_distance(e[:, :1], rotated).float(), torch.sin(angle))
+    assert subspace_distance(e[:, :2], e[:, [1, 0]]) < 1e-12
+    torch.testing.assert_close(subspace_distance(e[:, :1], e[:, 2:]).float(), torch.tensor(1.0))
 
 
 def test_rsvd_falls_back_to_svd_when_sketch_is_not_smaller():

@@ -1,5 +1,7 @@
-"""stochastic_rounding=True: bf16 parameters are updated in float32 and written back with
-unbiased stochastic rounding, from seeded generators (never the global RNG)."""
+"""bf16_update="stochastic" (the default; stochastic_rounding=True is its older alias): bf16
+parameters are updated in float32 and written back with unbiased stochastic rounding, from
+seeded generators (never the global RNG). bf16_update="kahan" shares the paths tested here;
+its accuracy and state are in test_bf16_update.py."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def _descend(stochastic: bool, steps: int, seed: int = 0):
     param = torch.ones(4096, dtype=torch.bfloat16, requires_grad=True)
     # AdamW does not expose the seed as an argument; the group key sets it
     optimizer = snsm.AdamW([{"params": [param], "seed": seed}], lr=2.0**-10,
-                           stochastic_rounding=stochastic)
+                           bf16_update="stochastic" if stochastic else "nearest")
     for _ in range(steps):
         param.grad = torch.ones_like(param)
         optimizer.step()
@@ -70,8 +72,12 @@ def test_other_dtypes_are_unaffected():
     grads = grad_stream(params, steps=4)
     a, b = clone_params(params), clone_params(params)
     run(snsm.AdamW(a), a, grads)
-    run(snsm.AdamW(b, stochastic_rounding=True), b, grads)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    for rule in ("stochastic", "kahan", "nearest"):
+        b = clone_params(params)
+        optimizer = snsm.AdamW(b, bf16_update=rule)
+        run(optimizer, b, grads)
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+        assert all("compensation" not in state for state in optimizer.state.values())
 
 
 CASES = [("adamw", {}), ("adamw_sn", {"state_precision": "8bit"}),
@@ -79,31 +85,36 @@ CASES = [("adamw", {}), ("adamw_sn", {"state_precision": "8bit"}),
          ("sgd_sm", {"rank": 2, "update_gap": 3})]
 
 
+@pytest.mark.parametrize("rule", ["stochastic", "kahan"])
 @pytest.mark.parametrize("name,hparams", CASES, ids=[c[0] for c in CASES])
-def test_foreach_equals_single_tensor_bit_for_bit(name, hparams):
+def test_foreach_equals_single_tensor_bit_for_bit(name, hparams, rule):
     params = make_params(dtype=torch.bfloat16)
     grads = grad_stream(params, steps=6)
     results = []
     for foreach in (False, True):
         copies = clone_params(params)
         optimizer = snsm.get_optimizer_class(name)(copies, foreach=foreach, weight_decay=0.1,
-                                                   stochastic_rounding=True, **hparams)
+                                                   bf16_update=rule, **hparams)
         run(optimizer, copies, grads)
-        results.append(copies)
-    for single, multi in zip(*results):
-        assert torch.equal(single, multi)
+        results.append((copies, optimizer))
+    (single, opt_s), (multi, opt_m) = results
+    for a, b in zip(single, multi):
+        assert torch.equal(a, b)
+        assert opt_s.state[a].keys() == opt_m.state[b].keys()
+        assert all(torch.equal(opt_s.state[a][k], opt_m.state[b][k]) for k in opt_s.state[a])
     plain = clone_params(params)
-    run(snsm.get_optimizer_class(name)(plain, weight_decay=0.1, **hparams), plain, grads)
-    assert any(not torch.equal(a, b) for a, b in zip(results[0], plain))  # it did something
+    run(snsm.get_optimizer_class(name)(plain, weight_decay=0.1, bf16_update="nearest",
+                                       **hparams), plain, grads)
+    assert any(not torch.equal(a, b) for a, b in zip(single, plain))  # it did something
 
 
+@pytest.mark.parametrize("rule", ["stochastic", "kahan"])
 @pytest.mark.parametrize("name,hparams", CASES[:3], ids=[c[0] for c in CASES[:3]])
-def test_steps_inside_the_backward_pass_equal_step(name, hparams):
+def test_steps_inside_the_backward_pass_equal_step(name, hparams, rule):
     def train(in_backward: bool):
         model = nn.ParameterList([nn.Parameter(p.detach())
                                   for p in make_params(dtype=torch.bfloat16)])
-        optimizer = snsm.get_optimizer_class(name)(list(model), stochastic_rounding=True,
-                                                   **hparams)
+        optimizer = snsm.get_optimizer_class(name)(list(model), bf16_update=rule, **hparams)
         if in_backward:
             snsm.step_in_backward(model, optimizer)
         gen = torch.Generator().manual_seed(5)
@@ -119,14 +130,14 @@ def test_steps_inside_the_backward_pass_equal_step(name, hparams):
         assert torch.equal(a, b)
 
 
-def test_compiled_step_matches_eager_to_one_spacing():
+@pytest.mark.parametrize("rule", ["stochastic", "kahan"])
+def test_compiled_step_matches_eager_to_one_spacing(rule):
     """The compiled update gets the same bits; inductor's float32 reordering can move the
-    float32 result by a rounding, which can flip a stochastic rounding: one bf16 spacing of
-    the value at most, per step (4 steps)."""
+    float32 result by a rounding, which can flip a stochastic rounding (or the nearest
+    rounding of a Kahan split): one bf16 spacing of the value at most, per step (4 steps)."""
     def train(compile: bool):
         params = make_params(dtype=torch.bfloat16, shapes=[(8, 6), (6, 10)])
-        optimizer = snsm.AdamW(params, weight_decay=0.1, stochastic_rounding=True,
-                               compile=compile)
+        optimizer = snsm.AdamW(params, weight_decay=0.1, bf16_update=rule, compile=compile)
         run(optimizer, params, grad_stream(params, steps=4))
         return params
 
@@ -138,4 +149,41 @@ def test_compiled_step_matches_eager_to_one_spacing():
 def test_validated():
     with pytest.raises(ValueError, match="stochastic_rounding.*'yes'"):
         snsm.AdamW(make_params(), stochastic_rounding="yes")
-    assert "stochastic_rounding" in snsm.AdaGradNorm.options
+    with pytest.raises(ValueError, match="bf16_update.*'exact'"):
+        snsm.AdamW(make_params(), bf16_update="exact")
+    for name in snsm.list_optimizers():
+        options = snsm.get_optimizer_class(name).options
+        assert "bf16_update" in options and "stochastic_rounding" in options, name
+
+
+def test_stochastic_rounding_is_an_alias_of_bf16_update():
+    """True is bf16_update="stochastic", False another rule; a contradiction is refused."""
+    params = make_params(dtype=torch.bfloat16)
+    grads = grad_stream(params, steps=3)
+    a, b = clone_params(params), clone_params(params)
+    run(snsm.AdamW(a, stochastic_rounding=True), a, grads)
+    run(snsm.AdamW(b, bf16_update="stochastic"), b, grads)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert snsm.AdamW(make_params(), stochastic_rounding=False,
+                      bf16_update="kahan").defaults["bf16_update"] == "kahan"
+    with pytest.raises(ValueError, match="stochastic_rounding=True conflicts with "
+                                         "bf16_update='kahan'"):
+        snsm.AdamW(make_params(), stochastic_rounding=True, bf16_update="kahan")
+    with pytest.raises(ValueError, match="stochastic_rounding=False conflicts with "
+                                         "bf16_update='stochastic'"):
+        snsm.AdamW(make_params(), stochastic_rounding=False)
+    assert "stochastic_rounding" not in snsm.AdamW(make_params()).param_groups[0]
+
+
+def test_a_saved_stochastic_rounding_flag_loads_as_its_bf16_update():
+    """A state dict saved before bf16_update existed has stochastic_rounding in its groups."""
+    for flag, rule in ((True, "stochastic"), (False, "nearest")):
+        params = make_params(dtype=torch.bfloat16)
+        saved = snsm.AdamW(params).state_dict()
+        for group in saved["param_groups"]:
+            del group["bf16_update"]
+            group["stochastic_rounding"] = flag
+        optimizer = snsm.AdamW(params, bf16_update="nearest" if flag else "stochastic")
+        optimizer.load_state_dict(saved)
+        assert optimizer.param_groups[0]["bf16_update"] == rule
+        assert "stochastic_rounding" not in optimizer.param_groups[0]

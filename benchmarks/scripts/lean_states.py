@@ -3,9 +3,10 @@
 Every run: the tiny preset, STEPS steps of 16 x 128 tokens, seed 0, the harness defaults
 (warmup + cosine, clipping 1.0), the optimizer's harness lr. Rows: AdamW and AdamSNSM with
 fp32 weights and full-precision states, with 8-bit states, and with bf16 weights (no fp32
-master copy) under nearest rounding and under stochastic rounding, and all of these plus
-steps inside the backward pass (which need per-parameter clipping). Finished runs are reused
-(resumable). Writes OUT/results.json and OUT/table.md.
+master copy) under nearest rounding, stochastic rounding and Kahan summation (the Kahan rows
+came after the record of 2026-11-29), and all of these plus steps inside the backward pass
+(which need per-parameter clipping). Finished runs are reused (resumable). Writes
+OUT/results.json and OUT/table.md.
 
     python benchmarks/scripts/lean_states.py OUT [--steps 300] [--threads 1]
 """
@@ -29,11 +30,12 @@ from snsm.util.tables import markdown_table
 VARIANTS = {  # label -> (weights, extra optimizer arguments, extra harness settings)
     "fp32": ("fp32", {}, {}),
     "8bit states": ("fp32", {"state_precision": "8bit"}, {}),
-    "bf16 weights, nearest": ("bf16", {}, {}),
-    "bf16 weights, stochastic rounding": ("bf16", {"stochastic_rounding": True}, {}),
+    "bf16 weights, nearest": ("bf16", {"bf16_update": "nearest"}, {}),
+    "bf16 weights, stochastic rounding": ("bf16", {"bf16_update": "stochastic"}, {}),
+    "bf16 weights, Kahan": ("bf16", {"bf16_update": "kahan"}, {}),
     # everything lean at once; steps inside the backward pass need per-parameter clipping
     "all: 8bit, bf16 + SR, in backward": (
-        "bf16", {"state_precision": "8bit", "stochastic_rounding": True},
+        "bf16", {"state_precision": "8bit", "bf16_update": "stochastic"},
         {"step_in_backward": True, "clip_rule": "per-parameter"}),
 }
 

@@ -206,7 +206,7 @@ def test_global_clipping_with_steps_inside_the_backward_pass_is_refused(tiny_con
 
 def test_pure_bf16_weights_train_and_resume_in_bf16(tiny_config, tmp_path):
     config = dataclasses.replace(tiny_config, steps=4, weights="bf16",
-                                 optimizer_args={"rank": 8, "stochastic_rounding": True})
+                                 optimizer_args={"rank": 8, "bf16_update": "stochastic"})
     run = train(config)
     payload = ckpt.load_checkpoint(run)
     assert {v.dtype for v in payload["model"].values()} == {torch.bfloat16}

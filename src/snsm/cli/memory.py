@@ -10,6 +10,7 @@ from snsm.measure.memory import memory_rows
 from snsm.measure.models import PRESETS, llama_skeleton
 from snsm.measure.sharded import per_gpu_rows
 from snsm.measure.total import PARTS, total_rows
+from snsm.rules.bf16 import BF16_UPDATES
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -26,6 +27,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     memory.add_argument("--state-precision", choices=("full", "8bit"), default="full",
                         help="8bit: blockwise 8-bit momenta for the optimizers that take it "
                              "(%% still of AdamW's full-precision state)")
+    memory.add_argument("--bf16-update", choices=BF16_UPDATES,
+                        default="stochastic",
+                        help="kahan: count the bf16 compensation (2 bytes per weight) of our "
+                             "optimizers' bf16_update='kahan' (with --dtype bf16)")
     memory.add_argument("--total", action="store_true",
                         help="total training memory per GPU: weights, gradients, state and "
                              "activations, for AdamW (AMP, bf16), GaLore 8-bit and ours")
@@ -54,9 +59,12 @@ def run(args: argparse.Namespace) -> int:
     if args.world_size:
         return _run_per_gpu(args)
     rows = memory_rows(args.model, DTYPES[args.dtype], args.rank, not args.no_bases,
-                       peers=not args.no_peers, state_precision=args.state_precision)
+                       peers=not args.no_peers, state_precision=args.state_precision,
+                       bf16_update=args.bf16_update)
     if not args.json:
         precision = "" if args.state_precision == "full" else ", 8-bit states where supported"
+        if args.bf16_update == "kahan" and args.dtype == "bf16":
+            precision += ", Kahan compensation"
         print(f"{args.model}, states in {args.dtype}{precision}, rank {args.rank}, projector "
               f"bases {_bases(args)}")
     print_rows(rows, [("optimizer", "optimizer"), ("GiB", "gib"), ("% of AdamW", "pct_of_adamw")],

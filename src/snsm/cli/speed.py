@@ -9,13 +9,15 @@ import torch
 from snsm.cli.args import positive_int
 from snsm.cli.output import print_rows
 from snsm.measure.models import LLAMA_SHAPES
-from snsm.measure.speed import measure_speed, merge_compiled
+from snsm.measure.speed import measure_speed, merge_compiled, speed_device
 from snsm.optim.registry import list_optimizers
+from snsm.projectors import PROJECTORS
 from snsm.util.checks import check_choice
 
 COLUMNS = [("optimizer", "optimizer"), ("projector", "projector"), ("step ms", "step_ms"),
            ("refresh ms", "refresh_ms"), ("amortized ms", "amortized_ms"),
            ("AdamW ms", "adamw_ms"), ("ratio", "ratio_vs_adamw")]
+FUSED_COLUMNS = [("fused AdamW ms", "fused_adamw_ms"), ("ratio vs fused", "ratio_vs_fused_adamw")]
 COMPILED_COLUMNS = [("compiled ms", "compiled_ms"), ("compiled AdamW ms", "compiled_adamw_ms"),
                     ("compiled ratio", "compiled_ratio_vs_adamw"),
                     ("compile speedup", "compile_speedup")]
@@ -29,6 +31,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     speed.add_argument("--update-gap", type=positive_int, default=200)
     speed.add_argument("--compile", action="store_true",
                        help="also time compile=True steps against a compiled AdamW")
+    speed.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                       help="cuda: the skeleton on the GPU, CUDA events, and AdamW(fused=True) "
+                            "as a second baseline")
+    speed.add_argument("--projectors", default=",".join(("svd", "rsvd", "uniform")),
+                       help="comma-separated projectors of the Subspace-Momentum rows")
+    speed.add_argument("--peers", default="",
+                       help="comma-separated peers of snsm bench to time too (those whose "
+                            "package is missing, or that fail on the device, are left out)")
     speed.add_argument("--json", action="store_true")
     speed.set_defaults(run=run)
     return speed
@@ -39,19 +49,41 @@ def run(args: argparse.Namespace) -> int:
         else None
     for name in optimizers or []:  # checked before any model is built
         check_choice("--optimizers name", name, list_optimizers())
-    rows = measure_speed(args.model, optimizers=optimizers, repeats=args.repeats,
-                         update_gap=args.update_gap, compile=False)
-    columns = COLUMNS
+    projectors = tuple(name.strip() for name in args.projectors.split(",") if name.strip())
+    for name in projectors:
+        check_choice("--projectors name", name, list(PROJECTORS))
+    device = speed_device(args.device)  # one line without CUDA, before any model is built
+    extra = _peer_builders(args.peers)
+    kwargs = dict(optimizers=optimizers, repeats=args.repeats, update_gap=args.update_gap,
+                  projectors=projectors, device=device, extra=extra)
+    rows = measure_speed(args.model, compile=False, **kwargs)
+    columns = COLUMNS + (FUSED_COLUMNS if device.type == "cuda" else [])
     if args.compile:
-        compiled = measure_speed(args.model, optimizers=optimizers, repeats=args.repeats,
-                                 update_gap=args.update_gap, compile=True)
-        rows = [merge_compiled(row, other) for row, other in zip(rows, compiled)]
-        columns = COLUMNS + COMPILED_COLUMNS
+        compiled = {(row["optimizer"], row["projector"]): row
+                    for row in measure_speed(args.model, compile=True, **kwargs)}
+        rows = [merge_compiled(row, compiled[key]) if (key := (row["optimizer"],
+                                                              row["projector"])) in compiled
+                else row for row in rows]
+        columns = columns + COMPILED_COLUMNS
     if not args.json:
-        print(f"{args.model}: optimizer step time against torch.optim.AdamW(foreach=True), "
-              f"fp32, {torch.get_num_threads()} threads, median of {args.repeats}, "
+        where = (f"fp32 on {torch.cuda.get_device_name(device)}, CUDA events"
+                 if device.type == "cuda" else f"fp32, {torch.get_num_threads()} threads")
+        print(f"{args.model}: optimizer step time against torch.optim.AdamW(foreach=True)"
+              + (" and AdamW(fused=True)" if device.type == "cuda" else "")
+              + f", {where}, median of {args.repeats}, "
               f"amortized over update_gap={args.update_gap}"
               + ("; compiled: compile=True against torch.compile(AdamW.step)"
                  if args.compile else ""))
     print_rows(rows, columns, args.json)
     return 0
+
+
+def _peer_builders(names: str) -> dict:
+    """``name -> build(model)`` for the comma-separated peers of ``snsm bench``."""
+    from snsm.bench.peers import build_peer, peer_names
+
+    builders = {}
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        check_choice("--peers name", name, peer_names())
+        builders[name] = lambda model, name=name: build_peer(name, model)
+    return builders

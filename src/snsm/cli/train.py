@@ -7,8 +7,9 @@ import dataclasses
 import os
 
 from snsm.cli.args import positive_int
-from snsm.train.config import (TrainConfig, add_train_arguments, check_paths, config_from_args,
-                               validate)
+from snsm.rules.bf16 import BF16_UPDATES
+from snsm.train.config import (STATE_PRECISION_FLAGS, TrainConfig, add_train_arguments,
+                               check_paths, config_from_args, validate)
 from snsm.util.tables import text_table
 
 EVALUATION_COLUMNS = [("step", "step"), ("tokens", "tokens"), ("train loss", "train_loss"),
@@ -19,6 +20,7 @@ def add_parser(subparsers) -> None:
     train = subparsers.add_parser("train",
                                   help="pre-train a LLaMA with an optimizer of the registry")
     add_train_arguments(train)
+    add_lean_arguments(train)
     train.set_defaults(run=run_train)
 
     demo = subparsers.add_parser("demo", help="adamw vs adamw_sn vs adamw_snsm on the tiny LLaMA")
@@ -37,6 +39,22 @@ def add_parser(subparsers) -> None:
                       help="batch size (default 16)")
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(run=run_demo)
+
+
+def add_lean_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--state-precision``, ``--pure-bf16`` and ``--bf16-update``: shortcuts for the
+    settings they stand for (``train.config.apply_lean_flags``)."""
+    lean = parser.add_argument_group("lean training (each also works with --step-in-backward)")
+    lean.add_argument("--state-precision", choices=list(STATE_PRECISION_FLAGS), default=None,
+                      help="optimizer states: 8bit (blockwise 8-bit momenta) or full precision "
+                           "(fp32, 32bit, full); sets --opt state_precision")
+    lean.add_argument("--pure-bf16", action="store_true", default=None,
+                      help="bf16 weights with no fp32 master copy (--weights bf16), updated with "
+                           "stochastic rounding unless --bf16-update says otherwise")
+    lean.add_argument("--bf16-update", choices=list(BF16_UPDATES), default=None,
+                      help="how updates reach bf16 weights: stochastic (rounding, the default), "
+                           "kahan (a bf16 compensation per weight, 2 bytes each) or nearest "
+                           "(stalls; for comparison); sets --opt bf16_update")
 
 
 def _is_main_rank() -> bool:

@@ -117,19 +117,22 @@ def precision_hparams(name: str, state_precision: str) -> dict:
 
 
 def memory_rows(model: str, dtype: torch.dtype, rank: int, include_bases: bool,
-                peers: bool = False, state_precision: str = "full") -> list[dict]:
+                peers: bool = False, state_precision: str = "full",
+                bf16_update: str = "stochastic") -> list[dict]:
     """Optimizer-state GiB per optimizer for a LLaMA shape, against AdamW's full-precision
     state in ``dtype``.
 
     ``peers`` adds the peers' rows (:mod:`snsm.measure.peers`, from their documented layouts).
     ``state_precision="8bit"`` gives each optimizer that takes it 8-bit states
     (:mod:`snsm.rules.quantize`); the others, and the AdamW reference, stay full.
+    ``bf16_update="kahan"`` adds each of ours a bf16 compensation per weight where ``dtype``
+    is bf16 (:mod:`snsm.rules.bf16`); the AdamW reference keeps none.
     """
     skeleton = llama_skeleton(model)
     rows = []
     for name in list_optimizers():
         total = estimate_state_bytes(skeleton, name, dtype=dtype, include_bases=include_bases,
-                                     **rank_hparams(name, rank),
+                                     bf16_update=bf16_update, **rank_hparams(name, rank),
                                      **precision_hparams(name, state_precision))
         rows.append({"optimizer": name, "bytes": total})
     if peers:

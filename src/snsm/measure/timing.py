@@ -1,4 +1,5 @@
-"""Timing a step: CUDA synchronized around ``time.perf_counter``, or through step hooks."""
+"""Timing a step: CUDA synchronized around ``time.perf_counter``, CUDA events, or through
+step hooks."""
 
 from __future__ import annotations
 
@@ -23,6 +24,21 @@ def time_ms(call: Callable[[], object], devices: Iterable[torch.device] = ()) ->
     call()
     synchronize(devices)
     return (time.perf_counter() - start) * 1e3
+
+
+def event_ms(call: Callable[[], object], device: torch.device) -> float:
+    """Milliseconds of ``call()`` on CUDA ``device`` between two CUDA events on its current
+    stream: the device's time from the first queued kernel to the last, idle gaps waiting
+    for the host's launches included (what a launch-bound step costs)."""
+    torch.cuda.synchronize(device)
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    stream = torch.cuda.current_stream(device)
+    start.record(stream)
+    call()
+    end.record(stream)
+    end.synchronize()
+    return start.elapsed_time(end)
 
 
 def _devices(optimizer: torch.optim.Optimizer) -> set[torch.device]:

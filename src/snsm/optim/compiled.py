@@ -46,6 +46,7 @@ from snsm.optim.foreach import group_by_device_and_dtype
 from snsm.optim.plan import GroupHParams, ParamPlan
 from snsm.optim.update import (StepScalars, UpdateRules, refresh_if_due, step_scalars,
                                stochastic_bits, update_parameter_)
+from snsm.projectors.base import host_to_device
 
 
 def scalar_row(scalars: StepScalars) -> tuple[float, float, float, float]:
@@ -99,7 +100,7 @@ def compiled_step(params: list[Tensor], grads: list[Tensor], states: list[dict],
     for key, idx in group_by_device_and_dtype(params).items():
         if key not in cache:
             cache[key] = fresh_compiled_update()
-        table = torch.tensor([rows[i] for i in idx], dtype=torch.float32).to(key[0],
-                                                                              non_blocking=True)
+        table = host_to_device(torch.tensor([rows[i] for i in idx], dtype=torch.float32),
+                               key[0])
         cache[key]([params[i] for i in idx], [grads[i] for i in idx], [states[i] for i in idx],
                    [plans[i] for i in idx], table, rules, [bits[i] for i in idx])

@@ -17,8 +17,12 @@ from torch import Tensor
 from snsm.optim.plan import GroupHParams, ParamPlan
 from snsm.optim.update import (UpdateRules, apply_update_, numerator, read_accumulator,
                                refresh_if_due, step_scalars, stochastic_bits)
+from snsm.rules.bf16 import COMPENSATION, master_copy, uses_master, write_back_
 from snsm.rules.partition import sum_squares
-from snsm.rules.quantize import read_state, stochastic_round_to_bf16, write_state_
+from snsm.rules.quantize import read_state, write_state_
+
+_16_BIT = (torch.float16, torch.bfloat16)
+MASTER_PIECE = 1 << 24  # elements of bf16 parameters updated as float32 copies at a time
 
 
 def group_by_device_and_dtype(tensors: list[Tensor]) -> dict[tuple, list[int]]:
@@ -36,6 +40,21 @@ def foreach_step(params: list[Tensor], grads: list[Tensor], states: list[dict],
         _foreach_bucket([params[i] for i in idx], [grads[i] for i in idx],
                         [states[i] for i in idx], [plans[i] for i in idx], hp,
                         [indices[i] for i in idx])
+
+
+def _mul_(tensors: list[Tensor], factor: float) -> None:
+    """x <- factor x for each tensor, as ``Tensor.mul_`` computes it. ``torch._foreach_mul_``
+    with a Python number rounds the number to the dtype of 16-bit tensors first (on CPU,
+    torch 2.x: 0.99 becomes 0.98828125 in bf16), where ``mul_`` multiplies in float32; so
+    16-bit tensors are scaled one by one (the decay and beta2 would otherwise differ from
+    the reference: large lr * weight_decay, or an EMA accumulator in bf16; a bucket of
+    bf16 parameters mixes bf16 and float32 accumulators)."""
+    batched = [tensor for tensor in tensors if tensor.dtype not in _16_BIT]
+    if batched:
+        torch._foreach_mul_(batched, factor)
+    for tensor in tensors:
+        if tensor.dtype in _16_BIT:
+            tensor.mul_(factor)
 
 
 def _numerators(grads, states, plans, rules: UpdateRules, scalars) -> list[Tensor]:
@@ -59,7 +78,7 @@ def _numerators(grads, states, plans, rules: UpdateRules, scalars) -> list[Tenso
 def _accumulate(accs, grads, plans, rules: UpdateRules) -> None:
     """v <- b2 v + (1 - b2) s (ema) or v <- v + s (sum), batched over the bucket."""
     if rules.accumulator == "ema":
-        torch._foreach_mul_(accs, rules.beta2)
+        _mul_(accs, rules.beta2)
     weight = 1.0 if rules.accumulator == "sum" else 1 - rules.beta2
     coord = [i for i, plan in enumerate(plans) if plan.partition.per_coordinate]
     subset = [i for i, plan in enumerate(plans) if not plan.partition.per_coordinate]
@@ -81,21 +100,37 @@ def _denominators(accs, scalars, rules: UpdateRules) -> list[Tensor]:
 
 
 def _foreach_bucket(params, grads, states, plans, hp: GroupHParams, indices) -> None:
-    """One (device, dtype) bucket; with stochastic rounding, the update of float32 copies of
-    the bf16 parameters, written back with the reference's bits."""
+    """One (device, dtype) bucket; bf16 parameters under a ``bf16_update`` other than
+    ``"nearest"``: the update of float32 copies, written back as the reference does (its
+    stochastic bits, or its Kahan split; :mod:`snsm.rules.bf16`)."""
     step_tensors = [state["step"] for state in states]
     torch._foreach_add_(step_tensors, 1)
     steps = [int(step.item()) for step in step_tensors]
     for grad, state, plan, step, index in zip(grads, states, plans, steps, indices):
         refresh_if_due(grad, state, plan, hp, step, index)
-    bits = [stochastic_bits(p, hp, index, step) for p, index, step in zip(params, indices, steps)]
-    if any(b is not None for b in bits):
-        masters = [param.float() for param in params]
-        _update_bucket(masters, grads, states, plans, hp, steps)
-        for param, master, bit in zip(params, masters, bits):
-            param.copy_(stochastic_round_to_bf16(master, bit))
+    if not uses_master(params[0].dtype, hp.bf16_update):
+        _update_bucket(params, grads, states, plans, hp, steps)
         return
-    _update_bucket(params, grads, states, plans, hp, steps)
+    for piece in _pieces(params, MASTER_PIECE):  # float32 copies of a piece at a time
+        masters = [master_copy(params[i], states[i].get(COMPENSATION)) for i in piece]
+        _update_bucket(masters, [grads[i] for i in piece], [states[i] for i in piece],
+                       [plans[i] for i in piece], hp, [steps[i] for i in piece])
+        for i, master in zip(piece, masters):
+            write_back_(params[i], master, stochastic_bits(params[i], hp, indices[i], steps[i]),
+                        states[i].get(COMPENSATION))
+
+
+def _pieces(tensors: list[Tensor], limit: int) -> list[list[int]]:
+    """Consecutive positions of ``tensors`` in groups of at most ``limit`` elements (a larger
+    tensor alone): the float32 copies of bf16 parameters live a group at a time."""
+    pieces, size = [[]], 0
+    for i, tensor in enumerate(tensors):
+        if pieces[-1] and size + tensor.numel() > limit:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(i)
+        size += tensor.numel()
+    return [piece for piece in pieces if piece]
 
 
 def _update_bucket(params, grads, states, plans, hp: GroupHParams, steps) -> None:
@@ -105,7 +140,7 @@ def _update_bucket(params, grads, states, plans, hp: GroupHParams, steps) -> Non
     if rules.maximize:
         grads = torch._foreach_neg(grads)
     if rules.decays:
-        torch._foreach_mul_(params, scalars[0].decay)
+        _mul_(params, scalars[0].decay)
     numers = _numerators(grads, states, plans, rules, scalars)
     if rules.accumulator == "none":
         for param, numer, s in zip(params, numers, scalars):

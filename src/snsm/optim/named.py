@@ -15,8 +15,9 @@
 
 Each class takes ``params``, then its ``options`` in order (positional or
 keyword; ``state_precision="8bit"`` for all but AdaGradNorm, whose one number per tensor
-is not worth quantizing), then ``foreach``, ``maximize``, ``compile``,
-``stochastic_rounding`` and ``skip_nonfinite`` (keyword only); the rest of SNSM's
+is not worth quantizing), then ``foreach``, ``maximize``, ``compile``, ``bf16_update``
+(``"stochastic"``, ``"kahan"`` or ``"nearest"``: bf16 parameters only),
+``stochastic_rounding`` (its older alias) and ``skip_nonfinite`` (keyword only); the rest of SNSM's
 hyperparameters are fixed by its row. Learning rates: a Subset-Norm accumulator sums
 g^2 over a subset of k coordinates, so sqrt(v) is about sqrt(k) times a per-coordinate
 one; the paper uses about 10x Adam's lr for AdamSN and AdamSNSM (5e-2 against 5e-3 at
@@ -31,7 +32,8 @@ from dataclasses import dataclass, field
 from snsm.optim.optimizer import SNSM
 
 _SNSM_PARAMETERS = inspect.signature(SNSM).parameters  # read once, to build the signatures
-_KEYWORD_ONLY = ("foreach", "maximize", "compile", "stochastic_rounding", "skip_nonfinite")
+_KEYWORD_ONLY = ("foreach", "maximize", "compile", "bf16_update", "stochastic_rounding",
+                 "skip_nonfinite")
 _ADAM = ("lr", "betas", "eps", "weight_decay")
 _SUBSPACE = ("rank", "projector", "update_gap", "on_refresh", "seed")
 _8BIT = ("state_precision",)  # for those with momentum or a per-coordinate accumulator

@@ -16,6 +16,7 @@ from snsm.optim.sharding import (ShardSpec, is_dtensor, needs_collectives, unwra
                                  warn_compile_is_eager, wrap_state_dict)
 from snsm.projectors import PROJECTORS
 from snsm.rules import ACCUMULATORS, MOMENTUM_RULES, REFRESH_RULES, SUBSET_RULES
+from snsm.rules.bf16 import BF16_UPDATES, resolve_bf16_update
 from snsm.rules.quantize import STATE_PRECISIONS
 from snsm.util import checks as check
 
@@ -57,7 +58,9 @@ def check_hyperparameters(hparams: dict) -> None:
         "foreach": lambda v: check.check_bool("foreach", v, allow_none=True),
         "maximize": lambda v: check.check_bool("maximize", v),
         "compile": lambda v: check.check_bool("compile", v),
-        "stochastic_rounding": lambda v: check.check_bool("stochastic_rounding", v),
+        "bf16_update": lambda v: check.check_choice("bf16_update", v, BF16_UPDATES),
+        "stochastic_rounding": lambda v: check.check_bool("stochastic_rounding", v,
+                                                          allow_none=True),
     }
     for key, value in hparams.items():
         if key in checks:
@@ -85,6 +88,31 @@ def all_finite(grads: list[Tensor]) -> bool:
     return bool(finite)
 
 
+def on_device(grads: list[Tensor]) -> bool:
+    """Whether every gradient (a DTensor's local shard) lives off the CPU, where reading a
+    verdict on the host is a host-device sync."""
+    return bool(grads) and all((g.to_local() if is_dtensor(g) else g).device.type != "cpu"
+                               for g in grads)
+
+
+def finite_on_device(grads: list[Tensor]) -> Tensor:
+    """A 0-dim bool tensor on the first gradient's device: whether every gradient is finite,
+    computed without a host sync (several devices' flags are copied device to device; the
+    local shards of DTensors are checked and the verdict all-reduced on the device)."""
+    flags, sharded = [], False
+    for grad in grads:
+        if is_dtensor(grad):
+            grad, sharded = grad.to_local(), True
+        flags.append(torch.isfinite(grad).all())
+    device = flags[0].device
+    finite = torch.stack([flag.to(device, non_blocking=True) for flag in flags]).all()
+    if sharded and dist.is_available() and dist.is_initialized():
+        verdict = finite.to(torch.int32)
+        dist.all_reduce(verdict, op=dist.ReduceOp.MIN)
+        finite = verdict.bool()
+    return finite
+
+
 # Group settings that decide the rules and the state's shapes: a state saved under other
 # values cannot be loaded into this optimizer.
 STRUCTURAL_KEYS = ("momentum", "accumulator", "subset_size", "rank", "projector", "use_snsm",
@@ -92,12 +120,21 @@ STRUCTURAL_KEYS = ("momentum", "accumulator", "subset_size", "rank", "projector"
 
 
 def check_same_structure(index: int, saved: dict, group: dict) -> None:
-    """ValueError naming the first structural key whose saved value differs from the group's."""
+    """ValueError naming the first structural key whose saved value differs from the group's;
+    ``bf16_update`` counts where the group has bf16 parameters and one side is ``"kahan"``
+    (the compensation buffers exist on that side only)."""
     for key in STRUCTURAL_KEYS:
         if key in saved and saved[key] != group[key]:
             raise ValueError(
                 f"cannot load the optimizer state: param group {index} was saved with "
                 f"{key}={saved[key]!r}, this optimizer has {key}={group[key]!r}")
+    kahan = [g.get("bf16_update") == "kahan" for g in (saved, group)]
+    if kahan[0] != kahan[1] and any(p.dtype == torch.bfloat16 for p in group["params"]):
+        raise ValueError(
+            f"cannot load the optimizer state: param group {index} was saved with "
+            f"bf16_update={saved.get('bf16_update')!r}, this optimizer has "
+            f"bf16_update={group['bf16_update']!r} (only 'kahan' keeps a compensation per "
+            f"bf16 parameter)")
 
 
 def check_state_shapes(pid: int, state: dict, layout: dict) -> None:
@@ -159,15 +196,23 @@ class SNSM(torch.optim.Optimizer):
         compile: run the update math through ``torch.compile`` (projector refreshes
             and step bookkeeping stay eager; ``foreach`` is then ignored). See
             :mod:`snsm.optim.compiled`.
-        stochastic_rounding: bf16 parameters get the update in float32 and are written back
-            with stochastic rounding (unbiased; bits from a generator seeded by ``seed``, the
-            parameter's index and the step; never the global RNG), so updates below half a
-            bf16 ulp survive on average. No effect on other dtypes. Under FSDP2 each shard
-            draws its own bits.
+        bf16_update: how the update reaches a bf16 parameter (no effect on other dtypes;
+            :mod:`snsm.rules.bf16`): ``"stochastic"`` (the default: computed in float32 and
+            written back with unbiased stochastic rounding, bits from a generator seeded by
+            ``seed``, the parameter's index and the step, never the global RNG; under FSDP2
+            each shard draws its own), ``"kahan"`` (a bf16 compensation per parameter in the
+            state, 2 bytes per element, keeps the low bits: deterministic) or ``"nearest"``
+            (rounded to nearest, as plain PyTorch: updates below half a bf16 spacing are
+            lost and training stalls).
+        stochastic_rounding: the older spelling: True is ``bf16_update="stochastic"``, False
+            is another rule; a value that contradicts ``bf16_update`` raises ValueError.
         skip_nonfinite: every step first checks that all gradients are finite (one read of
-            the gradients and one host sync). With a non-finite one, nothing is changed and
-            the step raises :class:`NonFiniteGradientError`, or with ``skip_nonfinite=True``
-            is skipped with a warning and counted in ``skipped_steps``.
+            the gradients). With a non-finite one, nothing is changed and the step raises
+            :class:`NonFiniteGradientError` (a verdict the host must read before the first
+            write: one host sync on CUDA), or with ``skip_nonfinite=True`` is skipped and
+            counted in ``skipped_steps``: on the CPU with a warning; on CUDA on the device,
+            without a host sync and without a warning (:func:`gated_update`: the step
+            count advances there, and the gated step costs a copy of each tensor).
     """
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float = 1e-2,
@@ -178,19 +223,20 @@ class SNSM(torch.optim.Optimizer):
                  update_gap: int = 200, on_refresh: str = "reset", seed: int = 0,
                  use_snsm: bool = True, state_precision: str = "full",
                  foreach: bool | None = None, maximize: bool = False,
-                 compile: bool = False, stochastic_rounding: bool = False,
-                 skip_nonfinite: bool = False):
+                 compile: bool = False, bf16_update: str = "stochastic",
+                 stochastic_rounding: bool | None = None, skip_nonfinite: bool = False):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
                         eps=eps, weight_decay=weight_decay, momentum=momentum,
                         accumulator=accumulator, bias_correction=bias_correction,
                         subset_size=subset_size, rank=rank, projector=projector,
                         update_gap=update_gap, on_refresh=on_refresh, seed=seed,
                         use_snsm=use_snsm, state_precision=state_precision, foreach=foreach,
-                        maximize=maximize, compile=compile,
-                        stochastic_rounding=stochastic_rounding)
-        check_hyperparameters(defaults)
+                        maximize=maximize, compile=compile, bf16_update=bf16_update)
+        check_hyperparameters({**defaults, "stochastic_rounding": stochastic_rounding})
+        defaults["bf16_update"] = resolve_bf16_update(bf16_update, stochastic_rounding)
         self.skip_nonfinite = check.check_bool("skip_nonfinite", skip_nonfinite)
-        self.skipped_steps = 0  # steps skipped for non-finite gradients (not in state_dict)
+        self._skipped = 0  # steps skipped on the host (not in state_dict)
+        self._skipped_on_device: Tensor | None = None  # counted on the device
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
@@ -212,9 +258,13 @@ class SNSM(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict) -> None:
         """Fill the group keys a state dict saved before they existed (``compile``, ...)
-        with this optimizer's defaults, once at load time rather than in every step."""
+        with this optimizer's defaults, once at load time rather than in every step; a
+        saved ``stochastic_rounding`` flag becomes its ``bf16_update``."""
         super().__setstate__(state)
         for group in self.param_groups:
+            legacy = group.pop("stochastic_rounding", None)
+            if legacy is not None:
+                group.setdefault("bf16_update", "stochastic" if legacy else "nearest")
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
 
@@ -302,9 +352,19 @@ class SNSM(torch.optim.Optimizer):
                 for offset, param in enumerate(group["params"]) if param.grad is not None]
         return tuple(map(list, zip(*rows))) if rows else ([], [], [], [], [])
 
-    def _gradients_are_usable(self) -> bool:
+    @property
+    def skipped_steps(self) -> int:
+        """Steps skipped for non-finite gradients (not in the state dict); reading the count
+        of a device-side skip (``skip_nonfinite`` on CUDA) waits for the device."""
+        on_device_count = self.__dict__.get("_skipped_on_device")
+        host = self.__dict__.get("_skipped", 0)
+        return host if on_device_count is None else host + int(on_device_count)
+
+    def _gradients_are_usable(self) -> bool | Tensor:
         """Check every gradient before anything changes: RuntimeError for a sparse or
-        complex one; for a non-finite one, False (skip) or NonFiniteGradientError."""
+        complex one; for a non-finite one, False (skip) or NonFiniteGradientError. With
+        ``skip_nonfinite`` and every gradient off the CPU, no host verdict: the 0-dim bool
+        tensor :func:`finite_on_device`, which gates the step on the device."""
         named = [(i, p.grad) for i, p in enumerate(p for g in self.param_groups
                                                    for p in g["params"]) if p.grad is not None]
         for index, grad in named:
@@ -313,11 +373,13 @@ class SNSM(torch.optim.Optimizer):
                 raise RuntimeError(f"{type(self).__name__} does not support {kind} gradients "
                                    f"(parameter {index}); nothing was updated")
         grads = [grad for _, grad in named]
+        if self.__dict__.get("skip_nonfinite") and on_device(grads):  # lost by deepcopy
+            return finite_on_device(grads)
         if all_finite(grads):
             return True
         bad = next(i for i, grad in named if not all_finite([grad]))
         if self.skip_nonfinite:
-            self.skipped_steps += 1
+            self._skipped += 1
             logger.warning("non-finite gradient in parameter %d: step skipped (%d so far)",
                            bad, self.skipped_steps)
             return False
@@ -371,8 +433,14 @@ class SNSM(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if self.__dict__.get("_in_backward") or not self._gradients_are_usable():
+        if self.__dict__.get("_in_backward"):
             return loss
+        usable = self._gradients_are_usable()
+        if usable is False:
+            return loss
+        finite = usable if isinstance(usable, Tensor) else None
+        if finite is not None:
+            self._count_skip_on_device(finite)
         first_index = 0
         for group in self.param_groups:
             hp = GroupHParams.from_group(group)
@@ -389,9 +457,46 @@ class SNSM(torch.optim.Optimizer):
             foreach = group["foreach"]
             if foreach is None:
                 foreach = all(p.is_cuda for p in params)
+            if finite is not None:
+                gated_update(params, grads, states, plans, hp, indices, foreach, finite)
+                continue
             snsm_update(params, grads, states, plans, hp, indices, foreach=foreach,
                         compiled_graphs=compiled_graphs)
         return loss
+
+    def _count_skip_on_device(self, finite: Tensor) -> None:
+        """skipped += not finite, on the device (no host sync; :attr:`skipped_steps` reads it)."""
+        count = self.__dict__.get("_skipped_on_device")
+        if count is None:
+            count = torch.zeros((), dtype=torch.int64, device=finite.device)
+        elif count.device != finite.device:
+            count = count.to(finite.device)
+        self._skipped_on_device = count.add_(finite.logical_not())
+
+
+def gated_update(params: list[Tensor], grads: list[Tensor], states: list[dict],
+                 plans: list, hp: GroupHParams, indices: list[int], foreach: bool,
+                 finite: Tensor) -> None:
+    r"""The step of ``skip_nonfinite`` on a device, skipped there without a host sync.
+
+    Parameter by parameter: snapshot p and its state, step on the gradient (zeros where
+    the flag is false), then keep :math:`x \leftarrow \mathrm{where}(f, x_{new},
+    x_{old})` for p and every state tensor, f the device flag of :func:`finite_on_device`.
+    With f true the result is the ungated step's (bit for bit on the CPU, tested). The cost:
+    a copy and a select of each parameter and state tensor (one parameter's worth of memory
+    at a time), and eager steps (``compile`` is not used here). The step count lives on the
+    host, so it advances on a skipped step too (bias corrections and the refresh schedule
+    count it).
+    """
+    for param, grad, state, plan, index in zip(params, grads, states, plans, indices):
+        old_param = param.clone()
+        old_state = {key: value.clone() for key, value in state.items()
+                     if isinstance(value, Tensor) and key != "step"}
+        grad = torch.where(finite, grad, 0)  # a skipped step refreshes on zeros, not NaN
+        snsm_update([param], [grad], [state], [plan], hp, [index], foreach=foreach)
+        param.copy_(torch.where(finite, param, old_param))
+        for key, old in old_state.items():
+            state[key].copy_(torch.where(finite, state[key], old))
 
 
 # What the registry and the harness read instead of probing signatures: the hyperparameters a

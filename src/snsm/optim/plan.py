@@ -15,6 +15,7 @@ import torch
 
 from snsm.projectors import BasisProjector, IndexProjector, Layout, Projector, get_projector
 from snsm.rules.momentum import matrix_view_shape
+from snsm.rules.bf16 import COMPENSATION
 from snsm.rules.partition import Partition, resolve_partition
 from snsm.rules.quantize import scale_shape
 
@@ -40,7 +41,7 @@ class GroupHParams:
     use_snsm: bool
     maximize: bool
     state_precision: str = "full"
-    stochastic_rounding: bool = False
+    bf16_update: str = "stochastic"
 
     @classmethod
     def from_group(cls, group: dict) -> "GroupHParams":
@@ -53,7 +54,7 @@ class GroupHParams:
             projector=get_projector(group["projector"]), update_gap=group["update_gap"],
             on_refresh=group["on_refresh"], seed=group["seed"], use_snsm=group["use_snsm"],
             maximize=group["maximize"], state_precision=group.get("state_precision", "full"),
-            stochastic_rounding=group.get("stochastic_rounding", False))
+            bf16_update=group.get("bf16_update", "stochastic"))
 
     def plan(self, shape: tuple[int, ...]) -> "ParamPlan":
         return plan_for(tuple(shape), self.momentum, self.accumulator, self.subset_size,
@@ -100,7 +101,9 @@ def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams,
     estimate and the measured state agree exactly. For a shard of a parameter,
     ``shape`` is the local shape and ``plan`` the shard's (local) plan. An 8-bit plan
     stores the momentum and a per-coordinate accumulator as uint8 codes, each with a
-    float32 ``<key>_scale`` of one absmax per block (:mod:`snsm.rules.quantize`).
+    float32 ``<key>_scale`` of one absmax per block (:mod:`snsm.rules.quantize`). A bf16
+    parameter under ``bf16_update="kahan"`` has a bf16 ``compensation`` of its own shape
+    (:mod:`snsm.rules.bf16`).
     """
     plan = plan or hp.plan(shape)
     projector = plan.projector or hp.projector
@@ -116,6 +119,8 @@ def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams,
         _add_state(layout, "accumulator", plan.partition.state_shape,
                    accumulator_dtype(dtype, plan.partition, hp.accumulator),
                    plan.quantized and plan.partition.per_coordinate)
+    if dtype == torch.bfloat16 and hp.bf16_update == "kahan":
+        layout[COMPENSATION] = (tuple(shape), torch.bfloat16)
     return layout
 
 

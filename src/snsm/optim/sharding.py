@@ -74,6 +74,7 @@ from torch import Tensor
 
 from snsm.optim.plan import GroupHParams, ParamPlan, state_layout
 from snsm.projectors import BasisProjector, IndexProjector, Layout, Projector
+from snsm.rules.bf16 import COMPENSATION
 from snsm.rules.momentum import matrix_view_shape
 from snsm.rules.partition import Partition
 
@@ -206,8 +207,8 @@ class ShardSpec:
 
     def state_splits(self, plan: ParamPlan) -> dict[str, Split]:
         """The sharded state keys and how each is split (the others are replicated)."""
-        splits = {}
         rows = (0, self.shape[0])
+        splits = {COMPENSATION: rows}  # a Kahan compensation, where there is one: like p
         if plan.momentum == "ema":
             splits["momentum"] = rows
         elif plan.momentum == "subspace":

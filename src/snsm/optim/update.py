@@ -23,9 +23,9 @@ from snsm.optim.plan import GroupHParams, ParamPlan, accumulator_dtype
 from snsm.projectors import Projector
 from snsm.rules.momentum import (as_matrix, is_refresh, mix_seed, momentum_steps,
                                  refresh_projector_, subspace_numerator)
+from snsm.rules.bf16 import COMPENSATION, master_copy, write_back_
 from snsm.rules.partition import Partition
-from snsm.rules.quantize import (read_state, rounding_bits, stochastic_round_to_bf16,
-                                 write_state_)
+from snsm.rules.quantize import read_state, rounding_bits, write_state_
 from snsm.rules.step_size import accumulate_, denominator
 
 
@@ -75,7 +75,7 @@ def step_scalars(step: int, plan: ParamPlan, hp: GroupHParams) -> StepScalars:
 def stochastic_bits(param: Tensor, hp: GroupHParams, index: int, step: int) -> Tensor | None:
     """The random bits of step ``step``'s stochastic rounding of a bf16 parameter (seeded by
     the group's seed, the parameter's index and the step); None where it does not apply."""
-    if not (hp.stochastic_rounding and param.dtype == torch.bfloat16):
+    if not (hp.bf16_update == "stochastic" and param.dtype == torch.bfloat16):
         return None
     return rounding_bits(tuple(param.shape), param.device, mix_seed(hp.seed, index, step, _SR))
 
@@ -137,12 +137,14 @@ def update_parameter_(param: Tensor, grad: Tensor, state: dict, plan: ParamPlan,
                       scalars: StepScalars, rules: UpdateRules,
                       bits: Tensor | None = None) -> None:
     """p <- p (1 - lr wd) + s_t N / D for one parameter whose step count and projector
-    are already up to date; with ``bits`` (:func:`stochastic_bits`), computed on a float32
-    copy of p and written back with stochastic rounding."""
-    if bits is not None:
-        master = param.float()
+    are already up to date. A bf16 parameter with ``bits`` (:func:`stochastic_bits`) or a
+    Kahan compensation in its state is updated as a float32 copy and written back by its
+    ``bf16_update`` rule (:mod:`snsm.rules.bf16`)."""
+    compensation = state.get(COMPENSATION)
+    if param.dtype == torch.bfloat16 and (bits is not None or compensation is not None):
+        master = master_copy(param, compensation)
         update_parameter_(master, grad, state, plan, scalars, rules)
-        param.copy_(stochastic_round_to_bf16(master, bits))
+        write_back_(param, master, bits, compensation)
         return
     if rules.maximize:
         grad = -grad

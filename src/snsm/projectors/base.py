@@ -28,6 +28,16 @@ from torch import Tensor
 Layout = dict[str, tuple[tuple[int, ...], torch.dtype]]
 
 
+def host_to_device(tensor: Tensor, device: torch.device | str) -> Tensor:
+    """``tensor`` (drawn on the CPU) on ``device``. To CUDA through pinned memory and a
+    non-blocking copy: a copy from pageable memory makes the host wait for the device (a
+    host sync), a pinned one is queued like a kernel. Same values either way."""
+    device = torch.device(device)
+    if device.type != "cuda" or tensor.device.type != "cpu":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 class Projector(Protocol):
     """What Subspace-Momentum needs from a projector."""
 

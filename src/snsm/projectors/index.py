@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Layout
+from .base import Layout, host_to_device
 from .basis import clamp_rank, matrix_shape
 
 __all__ = ["IndexProjector", "TopKProjector", "UniformProjector"]
@@ -48,7 +48,7 @@ class IndexProjector:
     def build(self, grad: Tensor, rank: int, generator: torch.Generator) -> dict[str, Tensor]:
         r = clamp_rank(rank, max(matrix_shape(grad.shape)))
         idx = torch.sort(self.select(grad, r, generator)).values
-        return {"indices": idx.to(device=grad.device, dtype=torch.int64)}
+        return {"indices": host_to_device(idx.to(torch.int64), grad.device)}
 
     def project(self, grad: Tensor, state: dict[str, Tensor]) -> Tensor:
         return grad.index_select(_dim(grad.shape), state["indices"])

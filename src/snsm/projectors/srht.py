@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor
 
+from .base import host_to_device
 from .basis import BasisProjector, orthonormalize
 
 __all__ = ["SRHTProjector", "fwht"]
@@ -37,7 +38,7 @@ def fwht(x: Tensor) -> Tensor:
 def hadamard_rows(idx: Tensor, n: int) -> Tensor:
     """Rows ``H_n[idx, :]`` (float32, entries +-1), as the fwht of one-hot rows."""
     onehot = torch.zeros(idx.numel(), n, dtype=torch.float32, device=idx.device)
-    onehot[torch.arange(idx.numel(), device=idx.device), idx] = 1.0
+    onehot.scatter_(1, idx.view(-1, 1), 1.0)
     return fwht(onehot)
 
 
@@ -59,5 +60,6 @@ class SRHTProjector(BasisProjector):
         gdev = generator.device
         signs = torch.randint(0, 2, (s2,), generator=generator, device=gdev).mul_(2).sub_(1)
         idx = torch.randperm(s2, generator=generator, device=gdev)[:r]
-        rows = hadamard_rows(idx.to(a.device), s2) * signs.to(a.device, torch.float32)
+        rows = (hadamard_rows(host_to_device(idx, a.device), s2)
+                * host_to_device(signs.to(torch.float32), a.device))
         return orthonormalize(rows[:, :s].T / math.sqrt(s2))

@@ -34,14 +34,19 @@ import torch
 from snsm.measure.models import PRESETS
 from snsm.optim.optimizer import check_hyperparameters
 from snsm.optim.registry import get_spec, list_optimizers
+from snsm.rules.bf16 import BF16_UPDATES
 from snsm.train.checkpoint import CheckpointError
 from snsm.train.corpora import TEXT_SUFFIXES
+from snsm.train.parallel import DEVICES
 from snsm.util.checks import check_choice, check_int, check_nonnegative, check_writable_folder
 from snsm.util.errors import ConflictError
 
 PARALLEL_CHOICES = ("none", "ddp", "fsdp")
+DEVICE_CHOICES = DEVICES  # auto: cuda when torch sees a GPU, else cpu
 CLIP_RULES = ("global", "per-parameter")
 WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# --state-precision's values and the optimizers' state_precision each stands for
+STATE_PRECISION_FLAGS = {"fp32": "full", "32bit": "full", "full": "full", "8bit": "8bit"}
 MIN_VOCAB_SIZE = 257  # a byte-level BPE vocabulary holds the 256 bytes and the end-of-text token
 CONFIG_NAME = "config.json"  # the run record in a run folder: {"config": {...}, ...}
 # Settings a resumed run may change (steps: only to a larger value).
@@ -90,6 +95,7 @@ class TrainConfig:
     max_bad_steps: int = 5
     parallel: str = "none"
     step_in_backward: bool = False
+    device: str = "auto"
 
     @property
     def resolved_lr(self) -> float:
@@ -117,10 +123,11 @@ _HELP = {
                         "(snsm.step_in_backward); needs --clip-rule per-parameter or "
                         "--grad-clip 0",
     "bf16": "bfloat16 autocast", "eval_every": "steps between evaluations",
-    "weights": "dtype of the parameters: fp32, or bf16 (pure bf16: no fp32 master copy; see the "
-               "optimizers' stochastic_rounding)",
+    "weights": "dtype of the parameters: fp32, or bf16 (pure bf16: no fp32 master copy; the "
+               "optimizers' bf16_update says how updates reach them, stochastic by default)",
     "eval_batches": "validation batches", "save_every": "steps between checkpoints",
-    "seed": "seed of the model init and batches", "data": "local text file or folder",
+    "seed": "seed of the model init and batches", "data": "local text file or folder, or a named "
+                                                    "corpus: shakespeare, kjv, python-stdlib",
     "hf_dataset": "Hugging Face dataset (streamed)", "hf_config": "config of --hf-dataset",
     "vocab_size": "BPE vocabulary size", "cache_dir": "token cache folder ($SNSM_CACHE)",
     "out": "run folder (locked while a run uses it)",
@@ -129,6 +136,8 @@ _HELP = {
     "quiet": "no progress bar (there is none when stderr is not a terminal)",
     "max_bad_steps": "stop after this many non-finite losses in a row",
     "parallel": "data parallelism under torchrun: ddp or fsdp (FSDP2); batch_size is per rank",
+    "device": "where to train: auto (cuda when a GPU is visible, else cpu), cpu or cuda (an "
+              "error without a GPU); under torchrun each rank takes cuda:LOCAL_RANK",
 }
 
 
@@ -215,6 +224,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     check_choice("preset", c.preset, PRESETS)
     check_choice("optimizer", c.optimizer, list_optimizers())
     check_choice("parallel", c.parallel, PARALLEL_CHOICES)
+    check_choice("device", c.device, DEVICE_CHOICES)
     check_choice("clip_rule", c.clip_rule, CLIP_RULES)
     check_choice("weights", c.weights, WEIGHT_DTYPES)
     for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches",
@@ -332,6 +342,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     defaults = TrainConfig()
     all_choices = {"preset": list(PRESETS), "optimizer": list_optimizers(),
                    "parallel": list(PARALLEL_CHOICES), "clip_rule": list(CLIP_RULES),
+                   "device": list(DEVICE_CHOICES),
                    "weights": list(WEIGHT_DTYPES)}
     parser.add_argument("--config", metavar="FILE", default=None,
                         help="TOML or JSON file of settings (flags override it)")
@@ -370,6 +381,58 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
             key, value = parse_opt(item) if isinstance(item, str) else item
             optimizer_args[key] = value
         values["optimizer_args"] = optimizer_args
+    return apply_lean_flags(values, given.get("state_precision"), given.get("bf16_update"),
+                            bool(given.get("pure_bf16")))
+
+
+def _set_optimizer_arg(values: dict[str, Any], key: str, value: str, flag: str) -> None:
+    """``values["optimizer_args"][key] = value``; ValueError if ``--opt`` or the config file
+    already set it to another value."""
+    args = values.setdefault("optimizer_args", {})
+    if args.get(key, value) != value:
+        raise ValueError(f"{flag} conflicts with optimizer_args {key}={args[key]!r} (from "
+                         f"--opt or --config); give one of them")
+    args[key] = value
+
+
+def apply_lean_flags(values: dict[str, Any], state_precision: str | None = None,
+                     bf16_update: str | None = None, pure_bf16: bool = False) -> dict[str, Any]:
+    """``values`` (settings) with the lean-training flags folded into the settings they
+    stand for, so a run records one form of them (``weights`` and ``optimizer_args``, which
+    a resumed run cannot change):
+
+    * ``--state-precision P``: ``optimizer_args["state_precision"]`` (fp32 / 32bit: "full");
+    * ``--bf16-update R``: ``optimizer_args["bf16_update"]`` (it acts on bf16 weights only);
+    * ``--pure-bf16``: ``weights="bf16"`` and ``bf16_update="stochastic"`` unless another
+      rule is given.
+
+    ValueError naming the flag, the value and what was expected.
+    """
+    values = {**values, "optimizer_args": dict(values.get("optimizer_args", {}))}
+    if state_precision is not None:
+        if state_precision not in STATE_PRECISION_FLAGS:
+            raise ValueError(f"--state-precision must be one of "
+                             f"{', '.join(STATE_PRECISION_FLAGS)}, got {state_precision!r}")
+        _set_optimizer_arg(values, "state_precision", STATE_PRECISION_FLAGS[state_precision],
+                           f"--state-precision {state_precision}")
+    if bf16_update is not None:
+        if bf16_update not in BF16_UPDATES:
+            raise ValueError(f"--bf16-update must be one of {', '.join(BF16_UPDATES)}, got "
+                             f"{bf16_update!r}")
+        _set_optimizer_arg(values, "bf16_update", bf16_update, f"--bf16-update {bf16_update}")
+    if pure_bf16:
+        if values.get("weights", "bf16") != "bf16":
+            raise ValueError(f"--pure-bf16 means bf16 weights, got --weights "
+                             f"{values['weights']}; drop one of them")
+        values["weights"] = "bf16"
+        values["optimizer_args"].setdefault("bf16_update", "stochastic")
+    elif bf16_update is not None and values.get("resume") is None \
+            and values.get("weights", "fp32") != "bf16":
+        raise ValueError(f"--bf16-update {bf16_update} acts on bf16 weights only, and the "
+                         f"weights are {values.get('weights', 'fp32')}: add --pure-bf16 (or "
+                         f"--weights bf16)")
+    if not values["optimizer_args"]:
+        del values["optimizer_args"]
     return values
 
 

@@ -149,7 +149,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, optimizer_factory: OptimizerFactory | None = None,
                  data: TokenData | None = None, initial_state: dict | None = None):
         self.config, self.run_dir, self.record = _resolve_config(config, read_data=data is None)
-        self.parallel = par.start(self.config.parallel)  # rank, world size, device
+        self.parallel = par.start(self.config.parallel, self.config.device)  # rank, device
         self.lock: FolderLock | None = None
         self.saved_step: int | None = None  # the step of the checkpoint on disk
         try:

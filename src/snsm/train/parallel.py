@@ -128,11 +128,28 @@ def scalar(value: torch.Tensor) -> float:
     return value.item()
 
 
-def start(mode: str) -> Parallel:
-    """Join the torchrun process group for ``mode`` (``"none"``: a single process)."""
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def use_cuda(device: str) -> bool:
+    """Whether ``device`` (``"auto"``, ``"cpu"`` or ``"cuda"``) means CUDA here: ``"auto"``
+    takes it when torch sees a GPU; ValueError for ``"cuda"`` without one, or another name."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    available = torch.cuda.is_available()
+    if device == "cuda" and not available:
+        built = "a torch built without CUDA" if torch.version.cuda is None else "no GPU visible"
+        raise ValueError(f"device='cuda' but CUDA is not available ({built}, torch "
+                         f"{torch.__version__}); use --device cpu or auto")
+    return device == "cuda" or (device == "auto" and available)
+
+
+def start(mode: str, device: str = "auto") -> Parallel:
+    """Join the torchrun process group for ``mode`` (``"none"``: a single process), on
+    ``device`` (:func:`use_cuda`)."""
     if mode not in MODES:
         raise ValueError(f"parallel must be one of {', '.join(MODES)}, got {mode!r}")
-    cuda = torch.cuda.is_available()
+    cuda = use_cuda(device)
     if mode == "none":
         return Parallel(device=torch.device("cuda" if cuda else "cpu"))
     if not dist.is_available():
