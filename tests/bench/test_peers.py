@@ -98,3 +98,22 @@ def test_state_bytes_count_tensors_held_by_galore_projectors(tiny_lm):
                 if "projector" in s)
     assert bases > 0
     assert reachable_state_bytes(optimizer) == snsm.state_bytes(optimizer) + bases
+
+
+@pytest.mark.parametrize("name", [n for n, p in peers.PEERS.items() if p.plain_group])
+def test_a_plain_group_lr_reaches_only_the_plain_group(name, tiny_lm):
+    matrices = {id(p) for p in hidden_matrices(tiny_lm)}
+    optimizer = _build_or_skip(name, tiny_lm, lr=1e-2, plain_lr=7e-4)
+    for group in optimizer.param_groups:
+        ids = {id(p) for p in group["params"]}
+        if ids & matrices:
+            assert ids <= matrices and group["lr"] == 1e-2
+        else:
+            assert group["lr"] == 7e-4
+
+
+def test_a_plain_group_lr_for_a_peer_without_one_is_refused(tiny_lm):
+    with pytest.raises(ValueError, match="no separate plain group"):
+        peers.build_peer("adafactor", tiny_lm, plain_lr=1e-3)
+    with pytest.raises(ValueError, match="plain_lr must be > 0"):
+        peers.build_peer("muon", tiny_lm, plain_lr=0.0)

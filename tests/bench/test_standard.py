@@ -34,6 +34,9 @@ def test_every_stage_runs_and_the_protocol_holds(smoke_record):
     for label in ("adamw", "adamw_sn", "adamw_snsm"):
         assert len(results["headline"][label]["runs"]) == settings["seeds"]
         assert results["headline"][label]["plain_grid"] is not None  # AdamW's too
+    muon = results["peers"]["muon"]  # a peer with a plain group tunes it too, on its own grid
+    assert muon["plain_grid"] is not None and float(next(iter(muon["plain_grid"]))) > 0
+    assert results["peers"]["adafactor"]["plain_grid"] is None
     adamw = results["headline"]["adamw"]
     plain = adamw["plain_lr"] or adamw["lr"]
     for label, tuned in results["decomposition"].items():
@@ -42,7 +45,8 @@ def test_every_stage_runs_and_the_protocol_holds(smoke_record):
             assert all(run["key"]["plain_lr"] in (plain, None) for run in tuned["runs"])
     report = (record / "report.md").read_text()
     for section in ("## Headline", "## Each ingredient isolated", "## Memory at equal quality",
-                    "## Other corpora", "## Scale trend", "Subspace-Momentum alone"):
+                    "## Other corpora", "## Scale trend", "## Lean levels",
+                    "Subspace-Momentum alone"):
         assert section in report
     assert (record / "sensitivity.png").is_file() and (record / "scale.png").is_file()
 
@@ -56,7 +60,17 @@ def test_a_rerun_reuses_every_run_and_recomputes_a_missing_one(smoke_record):
     assert main(args) == 0
     after = json.loads((record / "results.json").read_text())
     assert after["computed_runs"] == 1 and one.is_file()
-    assert after["headline"] == before["headline"] and after["scale"] == before["scale"]
+    for stage in ("headline", "peers", "decomposition", "corpora", "scale", "lean"):
+        assert _without_wall_time(after[stage]) == _without_wall_time(before[stage]), stage
+
+
+def _without_wall_time(value):
+    """The results with every run's wall time left out (a recomputed run takes its own)."""
+    if isinstance(value, dict):
+        return {k: _without_wall_time(v) for k, v in value.items() if k != "wall_s"}
+    if isinstance(value, list):
+        return [_without_wall_time(v) for v in value]
+    return value
 
 
 def test_runs_made_with_other_settings_are_refused(smoke_record, tmp_path):

@@ -44,6 +44,7 @@ class Contender:
     route: str = "linear"
     seeds: int | None = None  # None: the suite's seed count
     in_backward: bool = False  # ours: steps inside the backward pass (snsm.step_in_backward)
+    weights: str = "fp32"  # ours: "bf16" trains pure-bf16 weights (no fp32 master copy)
 
     def describe(self) -> str:
         """A one-line description for the report."""
@@ -55,6 +56,7 @@ class Contender:
             text += ", plain group at AdamW's lr"
         elif self.plain_lr is not None:
             text += f", plain group lr {self.plain_lr:g}"
+        text += ", pure-bf16 weights" if self.weights == "bf16" else ""
         return text + (", steps inside the backward pass" if self.in_backward else "")
 
 
@@ -70,7 +72,8 @@ class ContenderFactory:
     def __call__(self, model: nn.Module, config) -> torch.optim.Optimizer:
         c = self.contender
         if c.peer:
-            optimizer = peers.build_peer(c.optimizer, model, self.lr, config.weight_decay)
+            optimizer = peers.build_peer(c.optimizer, model, self.lr, config.weight_decay,
+                                         plain_lr=self.plain_lr)
         else:
             plain = {"lr": self.plain_lr} if self.plain_lr is not None else None
             optimizer = create_optimizer(model, c.optimizer, plain=plain, route=c.route,

@@ -43,6 +43,9 @@ class Peer:
     grid: tuple[float, ...]
     build: Callable[[nn.Module, float, float, dict], torch.optim.Optimizer]
     hparams: dict[str, Any] = field(default_factory=dict)
+    # The adapter keeps the embedding, lm_head and norms in a plain group whose lr can be
+    # set apart (hparams "plain_lr"); None there: Muon's AdamW lr, the group lr otherwise.
+    plain_group: bool = False
 
 
 def _import(module: str, package: str):
@@ -124,14 +127,16 @@ def _muon(model, lr, weight_decay, hp):
     matrices, rest = split_params(model, hidden_matrices(model))
     muon = torch.optim.Muon(matrices, lr=lr, weight_decay=weight_decay,
                             adjust_lr_fn="match_rms_adamw")
-    adamw = torch.optim.AdamW(rest, lr=hp["adamw_lr"], weight_decay=weight_decay, foreach=True)
+    adamw = torch.optim.AdamW(rest, lr=hp.get("plain_lr") or hp["adamw_lr"],
+                              weight_decay=weight_decay, foreach=True)
     return ChainedOptimizer([muon, adamw])
 
 
 def _projected_groups(model, weight_decay, hp) -> list[dict]:
     """GaLore-style groups: hidden matrices carry the projection keys, the rest is plain."""
     matrices, rest = split_params(model, hidden_matrices(model))
-    return [{"params": rest, "weight_decay": weight_decay},
+    plain = {"lr": hp["plain_lr"]} if hp.get("plain_lr") else {}
+    return [{"params": rest, "weight_decay": weight_decay, **plain},
             {"params": matrices, "weight_decay": weight_decay, "rank": hp["rank"],
              "update_proj_gap": hp["update_proj_gap"], "scale": hp["scale"],
              "projection_type": hp["projection_type"], **hp.get("extra", {})}]
@@ -202,22 +207,23 @@ PEERS: dict[str, Peer] = {p.name: p for p in [
     Peer("muon", "torch", "BSD-3-Clause",
          "Muon for the hidden matrices (attention, MLP); AdamW (lr 3e-3) for the embedding, "
          "lm_head and norms, as Muon's authors recommend; adjust_lr_fn='match_rms_adamw'",
-         2e-2, (1e-2, 2e-2, 5e-2), _muon, {"adamw_lr": 3e-3}),
+         2e-2, (1e-2, 2e-2, 5e-2), _muon, {"adamw_lr": 3e-3}, plain_group=True),
     Peer("galore", "pytorch-optimizer", "Apache-2.0",
          "GaLore (rank 32, gap 100, scale 0.25) on the hidden matrices; Adam on the "
          "embedding, lm_head and norms (GaLore's target modules: attn, mlp)",
-         1e-2, (3e-3, 1e-2, 3e-2), _po_projected("GaLore"), dict(_GALORE_HP)),
+         1e-2, (3e-3, 1e-2, 3e-2), _po_projected("GaLore"), dict(_GALORE_HP),
+         plain_group=True),
     Peer("fira", "pytorch-optimizer", "Apache-2.0",
          "Fira (GaLore projection plus the scaled residual; rank 32, gap 100, scale 0.25) on "
          "the hidden matrices; Adam on the rest", 1e-2, (3e-3, 1e-2, 3e-2),
-         _po_projected("Fira"), dict(_GALORE_HP)),
+         _po_projected("Fira"), dict(_GALORE_HP), plain_group=True),
     Peer("apollo", "pytorch-optimizer", "Apache-2.0 (pytorch-optimizer's reimplementation; "
          "the authors' apollo-torch is non-commercial, CC BY-NC 4.0)",
          "APOLLO (random projection rank 32, channel-wise scaling, scale 1, gap 100) on the "
          "hidden matrices; AdamW on the embedding, lm_head and norms", 1e-2, (3e-3, 1e-2, 3e-2),
          _po_projected("APOLLO"),
          {"rank": 32, "update_proj_gap": 100, "scale": 1.0, "projection_type": "random",
-          "extra": {"scale_type": "channel"}}),
+          "extra": {"scale_type": "channel"}}, plain_group=True),
     Peer("adam_mini_po", "pytorch-optimizer", "Apache-2.0",
          "pytorch-optimizer's AdamMini: one second moment per head for q/k, per output neuron "
          "for the other matrices, per token for the embedding and lm_head (by parameter name)",
@@ -252,9 +258,16 @@ def get_peer(name: str) -> Peer:
 
 
 def build_peer(name: str, model: nn.Module, lr: float | None = None,
-               weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """Peer ``name`` for ``model`` (lr: the adapter's default); PeerUnavailable if not installed."""
+               weight_decay: float = 0.0, plain_lr: float | None = None
+               ) -> torch.optim.Optimizer:
+    """Peer ``name`` for ``model`` (lr: the adapter's default; ``plain_lr``: its plain group's,
+    for adapters with one); PeerUnavailable if not installed."""
     peer = get_peer(name)
-    if lr is not None and not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    return peer.build(model, lr if lr is not None else peer.lr, weight_decay, peer.hparams)
+    for what, value in (("lr", lr), ("plain_lr", plain_lr)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{what} must be > 0, got {value!r}")
+    if plain_lr is not None and not peer.plain_group:
+        raise ValueError(f"peer {name!r} has no separate plain group; plain_lr={plain_lr} "
+                         f"cannot apply")
+    hparams = peer.hparams if plain_lr is None else {**peer.hparams, "plain_lr": plain_lr}
+    return peer.build(model, lr if lr is not None else peer.lr, weight_decay, hparams)

@@ -59,7 +59,8 @@ def run_config(base: TrainConfig, contender: Contender, lr: float, plain_lr: flo
         base, optimizer="adamw" if contender.peer else contender.optimizer, lr=lr,
         optimizer_args={} if contender.peer else dict(contender.optimizer_args),
         plain_lr=None if contender.peer else plain_lr, seed=seed, out=str(run_dir),
-        save_every=base.steps, quiet=True, resume=None)
+        save_every=base.steps, quiet=True, resume=None,
+        weights=base.weights if contender.peer else contender.weights)
 
 
 def _load_finished(run_dir: Path, contender: Contender, lr: float, seed: int,

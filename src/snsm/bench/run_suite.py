@@ -76,13 +76,15 @@ class SuiteOptions:
     batch_size: int | None = None
     vocab_size: int | None = None
     timing_rounds: int = 5  # interleaved step-time rounds after the runs (0: the runs' medians)
+    device: str | None = None  # auto, cpu or cuda (None: the suite's)
 
 
 def _base_config(suite: Suite, options: SuiteOptions) -> tuple[TrainConfig, int]:
     steps = options.steps or suite.steps
     extra = {key: value for key in ("cache_dir", "data", "seq_len", "vocab_size")
              if (value := getattr(options, key)) is not None}
-    base = TrainConfig(preset=suite.preset, steps=steps,
+    base = TrainConfig(preset=suite.preset, steps=steps, device=options.device or suite.device,
+                       bf16=suite.bf16,
                        batch_size=options.batch_size or suite.batch_size,
                        eval_every=min(suite.eval_every, steps), eval_batches=suite.eval_batches,
                        save_every=steps, seed=0, quiet=True, **extra)

@@ -18,6 +18,9 @@ Stages (each resumable: a finished run is read back from ``<record>/runs``):
   Python source code (``seeds`` seeds).
 * ``scale``: the headline at its tuned settings on three widths (tiny, mini, small) for
   ``scale_steps`` steps each (a fixed token budget), seed 0.
+* ``lean``: AdamW and AdamSNSM at their tuned settings with 8-bit states, with pure-bf16
+  weights (the optimizers' default bf16 update, stochastic rounding), and both together,
+  ``seeds`` seeds, against their fp32 headline runs.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ logger = logging.getLogger(__name__)
 ADAM_GRID = (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)  # x2 spacing, factor 16
 SN_GRID = (5e-3, 1e-2, 2e-2, 4e-2, 8e-2)
 PLAIN_GRID = (3e-3, 1e-2, 3e-2)  # absolute plain-group lrs (x3 spacing), plus "same as lr"
-STAGES = ("headline", "peers", "decomposition", "corpora", "scale")
+STAGES = ("headline", "peers", "decomposition", "corpora", "scale", "lean")
 PEER_NAMES = ("muon", "galore", "apollo", "adam_mini", "adafactor")
 MAIN_CORPUS = "shakespeare"
 
@@ -55,6 +58,7 @@ class Entry:
     contender: Contender
     grid: tuple[float, ...]
     two_group: bool = False  # tune the plain-group lr too
+    plain_follows_lr: bool = True  # an unset plain lr is the matrices' (Muon: its own AdamW lr)
 
 
 def _ours(label: str, optimizer: str, grid: tuple[float, ...], **kwargs) -> Entry:
@@ -69,11 +73,21 @@ INGREDIENTS = (_ours("adamw_sm", "adamw_sm", ADAM_GRID),
                _ours("adamw_snsm_all", "adamw_snsm", SN_GRID, route="all-matrices"))
 
 
+# (label, the headline contender it modifies, extra optimizer arguments, weights)
+LEAN = (("adamw_8bit", "adamw", {"state_precision": "8bit"}, "fp32"),
+        ("adamw_pure_bf16", "adamw", {}, "bf16"),
+        ("adamw_snsm_8bit", "adamw_snsm", {"state_precision": "8bit"}, "fp32"),
+        ("adamw_snsm_pure_bf16", "adamw_snsm", {}, "bf16"),
+        ("adamw_snsm_8bit_pure_bf16", "adamw_snsm", {"state_precision": "8bit"}, "bf16"))
+
+
 def peer_entry(name: str) -> Entry:
-    """A peer on a x2 grid around its authors' lr (factor 16)."""
-    lr = PEERS[name].lr
-    grid = tuple(lr * f for f in (0.25, 0.5, 1.0, 2.0, 4.0))
-    return Entry(Contender(name, name, True, lr, grid), grid)
+    """A peer on a x2 grid around its authors' lr (factor 16); a peer with a plain group
+    (Muon, GaLore, Fira, APOLLO) tunes its lr too, like ours."""
+    peer = PEERS[name]
+    grid = tuple(peer.lr * f for f in (0.25, 0.5, 1.0, 2.0, 4.0))
+    return Entry(Contender(name, name, True, peer.lr, grid), grid, two_group=peer.plain_group,
+                 plain_follows_lr=name != "muon")
 
 
 @dataclass(frozen=True)
@@ -109,7 +123,7 @@ class Settings:
         return cls(full_steps=9, batch_size=2, seq_len=32, vocab_size=300, eval_every=3,
                    eval_batches=1, seeds=2, corpus_seeds=1, peer_seeded=1, corpora=(second,),
                    scale_presets=("tiny",), scale_steps=3, data=data, cache_dir=cache_dir,
-                   peers=("adafactor",))
+                   peers=("adafactor", "muon"))
 
 
 @dataclass
@@ -155,7 +169,7 @@ class StandardSuite:
         if steps < config.eval_every or steps % config.eval_every:
             config = replace(config, eval_every=steps)  # tuning: one evaluation, at the end
         jobs = [(RunKey(corpus, contender.label, preset, steps, lr,
-                        None if plain == lr else plain, seed),
+                        None if plain == lr and not contender.peer else plain, seed),
                  contender, config) for lr, plain in points for seed in seeds]
         return self.pool.run_many(jobs, priority)
 
@@ -179,17 +193,19 @@ class StandardSuite:
             fair_tuning.GRID_STEP)
         lr, tuned.grid_edge, plain = chosen.value, chosen.edge, plain_fixed
         if entry.two_group and plain_fixed is None:
-            values = (*s.plain_grid, lr)
+            values = (*s.plain_grid, lr) if entry.plain_follows_lr else s.plain_grid
+
+            def point(p):  # "the same as the matrices" is the unset plain lr
+                return lr, None if p == lr and entry.plain_follows_lr else p
             tuned.plain_grid, chosen_plain = fair_tuning.search(
-                values, self._scores(c, s.short_steps, lambda p: (lr, p), priority),
-                fair_tuning.PLAIN_STEP)
+                values, self._scores(c, s.short_steps, point, priority), fair_tuning.PLAIN_STEP)
             plain, tuned.plain_edge = chosen_plain.value, chosen_plain.edge
         candidates = fair_tuning.neighbours(tuned.grid, lr)
         confirm = self.runs(c, [(x, plain) for x in candidates], s.full_steps, [0],
                             priority=priority)
         tuned.confirm = {x: final_loss(r) for x, r in zip(candidates, confirm)}
         tuned.lr = fair_tuning.best_of(tuned.confirm).value
-        tuned.plain_lr = None if plain == tuned.lr else plain
+        tuned.plain_lr = None if plain == tuned.lr and entry.plain_follows_lr else plain
         tuned.runs = self.seeded(c, tuned.lr, plain, seeds, priority=priority)
         return tuned
 
@@ -223,7 +239,8 @@ class StandardSuite:
         tuned = self._tune_all([peer_entry(name) for name in s.peers], priority=2)
         best = sorted(tuned.values(), key=lambda t: final_loss(t.runs[0]))[:s.peer_seeded]
         for t in best:
-            t.runs = self.seeded(PEER_CONTENDERS[t.label], t.lr, None, s.seeds, priority=2)
+            t.runs = self.seeded(PEER_CONTENDERS[t.label], t.lr, t.plain_lr, s.seeds,
+                                 priority=2)
         return tuned
 
     def _headline_everywhere(self, headline: dict[str, Tuned], places, seeds: int,
@@ -252,6 +269,22 @@ class StandardSuite:
         return self._headline_everywhere(headline, s.scale_presets, 1, s.scale_steps, 4,
                                          "preset")
 
+    def lean(self, headline: dict[str, Tuned]) -> dict[str, list[dict]]:
+        """Each lean level at its headline contender's tuned lrs (no retuning)."""
+        by_label = {e.contender.label: e.contender for e in HEADLINE}
+
+        def run(level):
+            label, base, extra, weights = level
+            c = by_label[base]
+            contender = replace(c, label=label, grid=(), weights=weights,
+                                optimizer_args={**c.optimizer_args, **extra})
+            tuned = headline[base]
+            return self.seeded(contender, tuned.lr, tuned.plain_lr, self.settings.seeds,
+                               priority=5)
+        with ThreadPoolExecutor(len(LEAN)) as threads:
+            runs = list(threads.map(run, LEAN))
+        return {level[0]: level_runs for level, level_runs in zip(LEAN, runs)}
+
     def run(self, stages: tuple[str, ...] = STAGES) -> dict:
         """Run ``stages`` concurrently (the headline always: the others use its settings);
         the pool trains the earlier stages' runs first. Returns the results."""
@@ -261,12 +294,12 @@ class StandardSuite:
         results = {"settings": asdict(self.settings), "stages": list(stages)}
         self._prepare_tokens(stages)
         try:
-            with ThreadPoolExecutor(2) as threads:
+            with ThreadPoolExecutor(len(STAGES)) as threads:
                 peers = threads.submit(self.peers) if "peers" in stages else None
                 headline = self.headline()
                 later = {stage: threads.submit(getattr(self, stage), *(
                     [headline["adamw"]] if stage == "decomposition" else [headline]))
-                    for stage in ("decomposition", "corpora", "scale") if stage in stages}
+                    for stage in ("decomposition", "corpora", "scale", "lean") if stage in stages}
                 results["headline"] = _tuned_dict(headline)
                 if peers is not None:
                     results["peers"] = _tuned_dict(peers.result())
@@ -289,12 +322,13 @@ class StandardSuite:
 
 
 def _check_same_settings(settings: Settings, path: Path) -> None:
-    """The runs cached under ``path.parent`` were made with ``settings`` (written if new)."""
+    """The runs cached under ``path.parent`` were made with ``settings`` (written if new).
+    A setting added after the cache was made must hold its default value."""
     saved = json.loads(json.dumps(asdict(settings)))
     if path.is_file():
-        cached = json.loads(path.read_text())
-        if cached != saved:
-            changed = sorted(k for k in saved if cached.get(k) != saved[k])
+        cached = {**json.loads(json.dumps(asdict(Settings()))), **json.loads(path.read_text())}
+        changed = sorted(k for k in saved if cached.get(k) != saved[k])
+        if changed:
             raise ValueError(f"{path.parent} holds runs made with other settings ({changed}); "
                              f"use another --out")
     else:

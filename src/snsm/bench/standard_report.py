@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from snsm.bench.run_pool import final_loss
+from snsm.bench.standard import LEAN
 from snsm.bench.statistics import bootstrap_interval, mean_sd, steps_to_target
 from snsm.util.tables import markdown_table
 
@@ -278,6 +279,8 @@ def write_report(results: dict, out: str | Path) -> Path:
                       ("optimizer", "optimizer"), ("final val loss", lambda r: f"{r['loss']:.4f}"),
                       ("steps fraction", lambda r: "not reached" if math.isinf(r["steps"])
                        else f"{r['steps']:.2f}")]), "", "![scale](scale.png)", ""]
+    if results.get("lean"):
+        lines += _lean_section(results["lean"], headline, horizon, adamw_state)
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -333,3 +336,28 @@ def _corpora_section(corpora: dict, horizon: int) -> list[str]:
                                         if c[0] not in ("lr (matrices / plain)",
                                                         "state % of AdamW")]), ""]
     return lines
+
+
+def _lean_section(lean: dict[str, list[dict]], headline: dict, horizon: int,
+                  adamw_state: int) -> list[str]:
+    """Each lean level against its own fp32 headline runs (same lrs, same seeds)."""
+    bases = {label: base for label, base, _, _ in LEAN}
+    rows = []
+    for label, runs in lean.items():
+        base = headline[bases[label]]["runs"]
+        row = {"optimizer": label, "against": bases[label], **compare(runs, base, horizon)}
+        base_mean = statistics.fmean(_finals(base))
+        row["gap_pct"] = None if row["failed"] else 100 * row["delta"] / base_mean
+        row["state_pct"] = 100 * runs[0]["state_bytes"] / adamw_state
+        rows.append(row)
+    columns = [("level", "optimizer"), ("against (fp32 states and weights)", "against"),
+               ("seeds", "seeds"),
+               ("final val loss (mean ± sd)", lambda r: "diverged" if r["failed"]
+                else f"{r['loss']:.4f} ± {r['sd']:.4f}"),
+               ("Δ loss [95% CI]", lambda r: "-" if r["failed"]
+                else f"{r['delta']:+.4f} {_fmt_ci(r['delta_ci'], '+.4f')}"),
+               ("gap to fp32", lambda r: "-" if r["gap_pct"] is None else f"{r['gap_pct']:+.2f}%"),
+               ("state % of AdamW", lambda r: f"{r['state_pct']:.1f}")]
+    return ["## Lean levels", "", "Each at its fp32 row's tuned lrs; pure-bf16 weights use the "
+            "optimizers' default bf16 update (stochastic rounding).", "",
+            markdown_table(rows, columns), ""]

@@ -7,7 +7,14 @@
   our three get 3 seeds, peers and ablations one.
 * ``full``: the same contenders on the ``small`` model, longer, 3 seeds for all.
 * ``finetune``: a Shakespeare-pretrained tiny model continued on the King James
-  Bible (tokenized with the Shakespeare tokenizer) with each optimizer.
+  Bible (tokenized with the Shakespeare tokenizer) with each optimizer, 3 seeds.
+* ``gpu``: LLaMA-60M on one GPU with bf16 autocast, ours and the most used peers at fixed
+  lrs (ours: the harness lrs from the CPU tuning; peers: their authors'), sized for at
+  most 8 minutes on one H200 (an estimate: no GPU has run it yet).
+* ``standard``: the long, fairly tuned suite (:mod:`snsm.bench.standard`).
+
+``Suite.smoke()`` is any suite's code path in seconds on the CPU (tiny model, a few
+steps), for the tests.
 
 Grids: AdamW's is at least as fine as ours (6 points over a factor of 10, against
 4 for Subset-Norm), so the comparison cannot favour ours through tuning.
@@ -37,6 +44,11 @@ ABLATIONS = (
     Contender("adamw_snsm_all_matrices", "adamw_snsm", False, 3e-2, (), dict(SNSM_ARGS),
               route="all-matrices", seeds=1),
 )
+# LLaMA-60M on a GPU: the paper's rank (128) and a refresh every 200 steps.
+GPU_SNSM_ARGS = {"rank": 128, "update_gap": 200, "projector": "svd"}
+GPU_OURS = tuple(replace(c, optimizer_args=dict(GPU_SNSM_ARGS)) if c.optimizer_args else c
+                 for c in OURS)
+GPU_PEERS = ("galore", "apollo", "muon", "adam_mini", "adamw8bit")
 # Ablations without a grid take the tuned lr of this contender.
 LR_FROM = {"adamw_snsm_plain_at_adamw_lr": "adamw_snsm", "adamw_snsm_all_matrices": "adamw_snsm"}
 
@@ -62,12 +74,20 @@ class Suite:
     eval_every: int = 10
     eval_batches: int = 4
     finetune: dict = field(default_factory=dict)  # pretrain_steps, data (finetune only)
+    device: str = "auto"  # auto, cpu or cuda (snsm.train.parallel.use_cuda)
+    bf16: bool = False  # bfloat16 autocast
 
     def with_route(self, route: str) -> Suite:
         """Every one of our contenders (not the ablations, not peers) on ``route``."""
         contenders = tuple(replace(c, route=route) if not c.peer and c.label not in LR_FROM
                            else c for c in self.contenders)
         return replace(self, contenders=contenders)
+
+    def smoke(self) -> Suite:
+        """The same contenders and code path in seconds on the CPU: tiny model, few steps."""
+        return replace(self, preset="tiny", steps=4, seeds=min(self.seeds, 2), tune_steps=2,
+                       batch_size=2, eval_every=2, eval_batches=1, device="cpu",
+                       finetune=self.finetune and {**self.finetune, "pretrain_steps": 2})
 
 
 SUITES: dict[str, Suite] = {
@@ -77,9 +97,13 @@ SUITES: dict[str, Suite] = {
     "full": Suite("full", OURS + ABLATIONS + peer_contenders(seeds=None), preset="small",
                   steps=1000, seeds=3, tune=True, tune_steps=150, eval_every=25,
                   eval_batches=8),
-    "finetune": Suite("finetune", OURS + peer_contenders(seeds=1), steps=50, seeds=1,
-                      batch_size=8, eval_every=5, eval_batches=4,
+    "finetune": Suite("finetune", OURS + peer_contenders(seeds=1), steps=200, seeds=3,
+                      batch_size=8, eval_every=10, eval_batches=4,
                       finetune={"pretrain_steps": 150, "corpus": "kjv"}),
+    "gpu": Suite("gpu", GPU_OURS + tuple(c for c in peer_contenders(seeds=1)
+                                         if c.label in GPU_PEERS),
+                 preset="llama-60m", steps=1000, seeds=1, batch_size=16, eval_every=100,
+                 eval_batches=8, device="cuda", bf16=True),
 }
 
 

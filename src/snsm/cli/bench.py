@@ -9,6 +9,7 @@ from pathlib import Path
 from snsm.cli.args import nonnegative_int, positive_int as _positive
 from snsm.optim.routing import ROUTES
 from snsm.train.config import TrainConfig, check_paths, validate
+from snsm.train.parallel import DEVICES, use_cuda
 from snsm.util.checks import check_writable_folder
 
 
@@ -49,8 +50,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=_positive, default=2,
                        help="standard suite: runs trained in parallel, one thread each")
     bench.add_argument("--smoke", action="store_true",
-                       help="standard suite: the same code path in seconds, on a generated "
+                       help="the suite's code path in seconds on the CPU, on a generated "
                             "corpus (for tests)")
+    bench.add_argument("--device", choices=DEVICES, default=None,
+                       help="where to train (default: the suite's; gpu: cuda, others: auto)")
     bench.set_defaults(run=run_bench)
     return bench
 
@@ -102,17 +105,27 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.suite == "standard":
         return run_standard(args)
     suite = get_suite(args.suite)
+    if args.smoke:
+        suite = suite.smoke()
+        args.seq_len, args.vocab_size = args.seq_len or 32, args.vocab_size or 300
     if args.route:
         suite = suite.with_route(args.route)
     labels = [s.strip() for s in args.optimizers.split(",")] if args.optimizers else None
     suite = select(suite, labels)
+    use_cuda(args.device or suite.device)  # no GPU for --device cuda: say so before any work
     out = Path(args.out or f"runs/bench/{time.strftime('%Y-%m-%d')}-{suite.name}")
     work = Path(args.work or out.parent / f"work-{out.name}")
+    if args.smoke and args.data is None:
+        from snsm.train.corpora import write_smoke_corpus
+
+        check_writable_folder("--work", work)
+        args.data = str(write_smoke_corpus(work / "smoke-corpus"))
     _check_settings(args, out, work)
     options = SuiteOptions(steps=args.steps, seeds=args.seeds, tune=args.tune,
                            cache_dir=args.cache_dir, pretrain_steps=args.pretrain_steps,
                            data=args.data, seq_len=args.seq_len, batch_size=args.batch_size,
-                           vocab_size=args.vocab_size, timing_rounds=args.timing_rounds)
+                           vocab_size=args.vocab_size, timing_rounds=args.timing_rounds,
+                           device=args.device)
     results = run_suite(suite, out, work, options)
     print(format_table(results["rows"]))
     for item in results["skipped"]:
