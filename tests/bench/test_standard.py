@@ -85,3 +85,27 @@ def test_unknown_stages_are_refused_before_anything_runs(tmp_path, capsys):
                  "--out", str(tmp_path / "r")])
     assert code == 2 and "nope" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_cached_only_reports_finished_stages_and_lists_the_rest(smoke_record, tmp_path):
+    root, args = smoke_record
+    record = root / "record"
+    lean_run = next((record / "runs").rglob("adamw_snsm_8bit/*/*/seed0.json"))
+    kept = lean_run.read_text()
+    lean_run.unlink()
+    try:
+        assert main([*args, "--cached-only"]) == 0
+        results = json.loads((record / "results.json").read_text())
+        assert results["computed_runs"] == 0 and not lean_run.exists()
+        assert list(results["incomplete"]) == ["lean"] and "lean" not in results
+        assert "headline" in results and "scale" in results
+        assert "Stages not finished yet" in (record / "report.md").read_text()
+    finally:
+        lean_run.write_text(kept)
+    empty = ["bench", "--suite", "standard", "--smoke", "--cached-only",
+             "--out", str(tmp_path / "empty"), "--work", str(tmp_path / "work"),
+             "--cache-dir", str(root / "cache")]
+    assert main(empty) == 0
+    results = json.loads((tmp_path / "empty" / "results.json").read_text())
+    assert "headline" in results["incomplete"] and "headline" not in results
+    assert (tmp_path / "empty" / "report.md").read_text().startswith("# Standard suite: incomplete")

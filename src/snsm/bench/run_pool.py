@@ -68,13 +68,19 @@ def _train_in_worker(contender: dict, config: dict, lr: float, plain_lr: float |
             "wall_s": round(time.perf_counter() - start, 1)}
 
 
+class MissingRuns(RuntimeError):
+    """A pool that only reads cached runs was asked for runs it does not have."""
+
+
 class RunPool:
     """Runs on ``workers`` processes, highest priority (lowest number) first, then in order
-    of submission; finished ones are read from ``record/runs`` instead."""
+    of submission; finished ones are read from ``record/runs`` instead. With
+    ``train=False`` nothing is trained: asking for an uncached run raises MissingRuns."""
 
-    def __init__(self, record: Path, work: Path, workers: int):
+    def __init__(self, record: Path, work: Path, workers: int, train: bool = True):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
+        self.train = train
         self.runs, self.work = Path(record) / "runs", Path(work) / "runs"
         context = multiprocessing.get_context("spawn")
         self.executor = futures.ProcessPoolExecutor(workers, mp_context=context)
@@ -114,6 +120,9 @@ class RunPool:
         """The results of ``jobs`` (key, contender, config), in order; waits for all."""
         pending = {}
         results: list[dict | None] = [self.cached(key) for key, _, _ in jobs]
+        missing = [key for (key, _, _), result in zip(jobs, results) if result is None]
+        if missing and not self.train:
+            raise MissingRuns(f"{len(missing)} run(s) not cached, e.g. {missing[0].path()}")
         for i, (key, contender, config) in enumerate(jobs):
             if results[i] is None:
                 run_dir = self.work / key.path().with_suffix("")

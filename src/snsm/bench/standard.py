@@ -35,7 +35,7 @@ from pathlib import Path
 from snsm.bench import fair_tuning
 from snsm.bench.contenders import Contender
 from snsm.bench.peers import PEERS
-from snsm.bench.run_pool import RunKey, RunPool, final_loss
+from snsm.bench.run_pool import MissingRuns, RunKey, RunPool, final_loss
 from snsm.bench.suites import SNSM_ARGS
 from snsm.train.config import TrainConfig
 from snsm.train.corpora import load_corpus
@@ -144,11 +144,12 @@ class Tuned:
 class StandardSuite:
     """Runs the stages into ``record`` (runs cached there), training in ``workers`` processes."""
 
-    def __init__(self, settings: Settings, record: Path, work: Path, workers: int = 2):
+    def __init__(self, settings: Settings, record: Path, work: Path, workers: int = 2,
+                 train: bool = True):
         self.settings, self.record = settings, Path(record)
         self.main = settings.data or MAIN_CORPUS
         _check_same_settings(settings, self.record / "runs" / "settings.json")
-        self.pool = RunPool(self.record, Path(work), workers)
+        self.pool = RunPool(self.record, Path(work), workers, train)
 
     # -- runs ---------------------------------------------------------------------------
     def config(self, preset: str, steps: int, corpus: str) -> TrainConfig:
@@ -287,25 +288,35 @@ class StandardSuite:
 
     def run(self, stages: tuple[str, ...] = STAGES) -> dict:
         """Run ``stages`` concurrently (the headline always: the others use its settings);
-        the pool trains the earlier stages' runs first. Returns the results."""
+        the pool trains the earlier stages' runs first. Returns the results; a stage whose
+        runs a read-only pool lacks is listed under ``incomplete`` instead."""
         unknown = [stage for stage in stages if stage not in STAGES]
         if unknown:
             raise ValueError(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
-        results = {"settings": asdict(self.settings), "stages": list(stages)}
-        self._prepare_tokens(stages)
+        results = {"settings": asdict(self.settings), "stages": list(stages), "incomplete": {}}
+        if self.pool.train:
+            self._prepare_tokens(stages)
         try:
             with ThreadPoolExecutor(len(STAGES)) as threads:
-                peers = threads.submit(self.peers) if "peers" in stages else None
-                headline = self.headline()
-                later = {stage: threads.submit(getattr(self, stage), *(
-                    [headline["adamw"]] if stage == "decomposition" else [headline]))
-                    for stage in ("decomposition", "corpora", "scale", "lean") if stage in stages}
-                results["headline"] = _tuned_dict(headline)
-                if peers is not None:
-                    results["peers"] = _tuned_dict(peers.result())
-                for stage, future in later.items():
-                    value = future.result()
-                    results[stage] = _tuned_dict(value) if stage == "decomposition" else value
+                futures = {"peers": threads.submit(self.peers)} if "peers" in stages else {}
+                try:
+                    headline = self.headline()
+                except MissingRuns as exc:
+                    results["incomplete"] = {stage: str(exc) for stage in ("headline", *stages)}
+                    headline = None
+                if headline is not None:
+                    results["headline"] = _tuned_dict(headline)
+                    futures.update({stage: threads.submit(getattr(self, stage), *(
+                        [headline["adamw"]] if stage == "decomposition" else [headline]))
+                        for stage in ("decomposition", "corpora", "scale", "lean")
+                        if stage in stages})
+                for stage, future in futures.items():
+                    try:
+                        value = future.result()
+                    except MissingRuns as exc:
+                        results["incomplete"][stage] = str(exc)
+                        continue
+                    results[stage] = _tuned_dict(value) if stage in TUNED_STAGES else value
         finally:
             self.pool.close()
         results["computed_runs"] = self.pool.computed
@@ -336,6 +347,7 @@ def _check_same_settings(settings: Settings, path: Path) -> None:
         path.write_text(json.dumps(saved, indent=1) + "\n")
 
 
+TUNED_STAGES = ("peers", "decomposition")  # their values are Tuned records
 PEER_CONTENDERS = {name: peer_entry(name).contender for name in PEERS}
 
 

@@ -172,6 +172,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def sensitivity_figure(tuned: dict[str, dict], path: Path) -> Path:
     """Final validation loss against the lr: short-horizon grid (left), full horizon (right)."""
     plt = _pyplot()
@@ -189,10 +196,7 @@ def sensitivity_figure(tuned: dict[str, dict], path: Path) -> Path:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def parameter_count(preset: str, vocab: int) -> int:
@@ -231,10 +235,7 @@ def scale_figure(rows: list[dict], path: Path) -> Path:
         ax.set_xlabel("parameters (millions)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 # -- the report ----------------------------------------------------------------------------
@@ -243,6 +244,12 @@ def write_report(results: dict, out: str | Path) -> Path:
     out = Path(out)
     settings = results["settings"]
     horizon = settings["full_steps"]
+    incomplete = results.get("incomplete") or {}
+    if "headline" not in results:
+        path = out / "report.md"
+        path.write_text("# Standard suite: incomplete\n\n" + "\n".join(
+            f"- {stage}: {why}" for stage, why in incomplete.items()) + "\n")
+        return path
     headline = results["headline"]
     baseline = headline[BASELINE]["runs"]
     adamw_state = baseline[0]["state_bytes"]
@@ -253,7 +260,12 @@ def write_report(results: dict, out: str | Path) -> Path:
              "Tuning: every contender's lr grid at a third of the horizon, the best point "
              "and its neighbours at the full horizon; two-group contenders (ours, AdamW "
              "included) also tune the plain-group lr. Intervals: 95% bootstrap over seeds.",
-             "", "## Headline: each method's best configuration", ""]
+             ""]
+    if incomplete:
+        lines += ["Stages not finished yet (their runs are not all in `runs/`; the suite resumes "
+                  "them): " + ", ".join(f"{stage} ({why})" for stage, why in incomplete.items()),
+                  ""]
+    lines += ["## Headline: each method's best configuration", ""]
     rows = comparison_rows(tuned_all, baseline, horizon, adamw_state)
     lines += [markdown_table(rows, COMPARISON_COLUMNS), ""]
     sensitivity_figure(tuned_all, out / "sensitivity.png")

@@ -49,6 +49,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                         "the headline always runs)")
     bench.add_argument("--workers", type=_positive, default=2,
                        help="standard suite: runs trained in parallel, one thread each")
+    bench.add_argument("--cached-only", action="store_true",
+                       help="standard suite: train nothing; report the stages whose runs are "
+                            "all in the record (the others are listed as incomplete)")
     bench.add_argument("--smoke", action="store_true",
                        help="the suite's code path in seconds on the CPU, on a generated "
                             "corpus (for tests)")
@@ -87,7 +90,8 @@ def run_standard(args: argparse.Namespace) -> int:
         settings = Settings.smoke(data, second, args.cache_dir)
     else:
         settings = Settings(data=args.data, cache_dir=args.cache_dir)
-    results = StandardSuite(settings, out, work, args.workers).run(stages)
+    results = StandardSuite(settings, out, work, args.workers,
+                            train=not args.cached_only).run(stages)
     write_results(results, out)
     write_report(results, out)
     print(f"record: {out} (report.md, results.json, runs/)")
