@@ -274,11 +274,9 @@ def write_report(results: dict, out: str | Path) -> Path:
     decomposition = results.get("decomposition")
     if decomposition:
         lines += _decomposition_section(decomposition, horizon, adamw_state)
-        rows += [r for r in comparison_rows(
+        rows += comparison_rows(
             {f"{k} (decomposition)": v for k, v in decomposition.items() if k != BASELINE},
-            baseline, horizon, adamw_state)]
-    memory = memory_at_equal_quality(rows, baseline)
-    lines += _memory_section(memory)
+            baseline, horizon, adamw_state)
     if results.get("corpora"):
         lines += _corpora_section(results["corpora"], horizon)
     if results.get("scale"):
@@ -293,6 +291,10 @@ def write_report(results: dict, out: str | Path) -> Path:
                        else f"{r['steps']:.2f}")]), "", "![scale](scale.png)", ""]
     if results.get("lean"):
         lines += _lean_section(results["lean"], headline, horizon, adamw_state)
+        rows += comparison_rows({label: {"lr": math.nan, "runs": runs}
+                                 for label, runs in results["lean"].items()},
+                                baseline, horizon, adamw_state)
+    lines += _memory_section(memory_at_equal_quality(rows, baseline))
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
