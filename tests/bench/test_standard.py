@@ -27,9 +27,12 @@ def test_every_stage_runs_and_the_protocol_holds(smoke_record):
         for label, tuned in results[stage].items():
             grid = {float(k) for k in tuned["grid"]}
             confirm = {float(k) for k in tuned["confirm"]}
-            assert len(grid) >= 5 and confirm <= grid and tuned["lr"] in confirm, label
+            assert len(grid) >= 5 and tuned["lr"] in confirm, label
             if tuned["grid_edge"] is None:  # an interior best has both neighbours confirmed
-                assert len(confirm) == 3, label
+                assert len(confirm) >= 3, label
+            if tuned["confirm_edge"] is None:  # and the confirmed best is interior too
+                ordered = sorted(confirm)
+                assert ordered[0] < tuned["lr"] < ordered[-1], label
             assert all(run["steps"][-1] == settings["full_steps"] for run in tuned["runs"])
     for label in ("adamw", "adamw_sn", "adamw_snsm"):
         assert len(results["headline"][label]["runs"]) == settings["seeds"]

@@ -9,7 +9,9 @@
    norms): at the chosen lr, the plain-group lr over an absolute grid (x3 spacing), plus
    "same as the matrices" from step 1; extended past an edge the same way.
 3. **Confirm** at the full horizon: the chosen lr and its two grid neighbours (seed 0).
-   The best of the three is the contender's lr.
+   The best is the contender's lr; while it is the lowest or highest lr confirmed, the
+   next x2 step past it runs at the full horizon too (at most ``CONFIRM_EXTENSIONS``
+   times): a longer horizon often prefers a smaller lr than the short one.
 4. **Seeds**: more seeds at that lr (seed 0 is the confirm run).
 """
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 GRID_STEP = 2.0
 PLAIN_STEP = 3.0
 MAX_EXTENSIONS = 3
+CONFIRM_EXTENSIONS = 2
 
 # (lrs or plain lrs) -> {value: final validation loss}
 Score = Callable[[Iterable[float]], dict[float, float]]

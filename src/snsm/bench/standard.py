@@ -136,6 +136,7 @@ class Tuned:
     plain_grid: dict[float, float] | None = None
     plain_edge: str | None = None
     confirm: dict[float, float] = field(default_factory=dict)
+    confirm_edge: str | None = None
     lr: float = math.nan
     plain_lr: float | None = None
     runs: list[dict] = field(default_factory=list)
@@ -201,11 +202,11 @@ class StandardSuite:
             tuned.plain_grid, chosen_plain = fair_tuning.search(
                 values, self._scores(c, s.short_steps, point, priority), fair_tuning.PLAIN_STEP)
             plain, tuned.plain_edge = chosen_plain.value, chosen_plain.edge
-        candidates = fair_tuning.neighbours(tuned.grid, lr)
-        confirm = self.runs(c, [(x, plain) for x in candidates], s.full_steps, [0],
-                            priority=priority)
-        tuned.confirm = {x: final_loss(r) for x, r in zip(candidates, confirm)}
-        tuned.lr = fair_tuning.best_of(tuned.confirm).value
+        tuned.confirm, chosen = fair_tuning.search(
+            fair_tuning.neighbours(tuned.grid, lr),
+            self._scores(c, s.full_steps, lambda x: (x, plain), priority),
+            fair_tuning.GRID_STEP, fair_tuning.CONFIRM_EXTENSIONS)
+        tuned.lr, tuned.confirm_edge = chosen.value, chosen.edge
         tuned.plain_lr = None if plain == tuned.lr and entry.plain_follows_lr else plain
         tuned.runs = self.seeded(c, tuned.lr, plain, seeds, priority=priority)
         return tuned

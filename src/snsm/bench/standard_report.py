@@ -139,13 +139,16 @@ def tuning_rows(tuned: dict[str, dict]) -> list[dict]:
                      "plain": points(t.get("plain_grid")),
                      "plain_edge": "-" if t.get("plain_grid") is None
                      else (t["plain_edge"] or "interior"),
-                     "confirm": points(t["confirm"]), "chosen": _lr_text(t)})
+                     "confirm": points(t["confirm"]),
+                     "confirm_edge": t.get("confirm_edge") or "interior",
+                     "chosen": _lr_text(t)})
     return rows
 
 
 TUNING_COLUMNS = [("optimizer", "optimizer"), ("lr grid (short horizon)", "grid"),
                   ("best on edge?", "edge"), ("plain-group lr (short)", "plain"),
                   ("plain on edge?", "plain_edge"), ("confirm (full horizon)", "confirm"),
+                  ("confirmed best on edge?", "confirm_edge"),
                   ("chosen lr / plain", "chosen")]
 
 
