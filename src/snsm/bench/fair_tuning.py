@@ -11,7 +11,8 @@
 3. **Confirm** at the full horizon: the chosen lr and its two grid neighbours (seed 0).
    The best is the contender's lr; while it is the lowest or highest lr confirmed, the
    next x2 step past it runs at the full horizon too (at most ``CONFIRM_EXTENSIONS``
-   times): a longer horizon often prefers a smaller lr than the short one.
+   times): the full horizon can prefer another lr than the short one (on the tiny model
+   AdamW moved up, AdamSNSM down).
 4. **Seeds**: more seeds at that lr (seed 0 is the confirm run).
 """
 
