@@ -183,20 +183,28 @@ def _save(plt, fig, path: Path) -> Path:
 
 
 def sensitivity_figure(tuned: dict[str, dict], path: Path) -> Path:
-    """Final validation loss against the lr: short-horizon grid (left), full horizon (right)."""
+    """Final validation loss against the lr, one line per contender: the matrix lr at the
+    short horizon (plain group at the same lr), the plain-group lr at the short horizon
+    (matrices at their short-horizon best) and the matrix lr at the full horizon (plain
+    group at its tuned lr)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=False)
+    panels = (("grid", "matrix lr, short horizon\n(plain group at the same lr)",
+               "learning rate (matrices)"),
+              ("plain_grid", "plain-group lr, short horizon\n(matrices at their best)",
+               "learning rate (embedding, norms)"),
+              ("confirm", "matrix lr, full horizon\n(plain group at its tuned lr)",
+               "learning rate (matrices)"))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for label, t in tuned.items():
-        for ax, scores in zip(axes, (t["grid"], t["confirm"])):
-            points = sorted((float(k), v) for k, v in scores.items() if v is not None)
+        for ax, (key, _, _) in zip(axes, panels):
+            points = sorted((float(k), v) for k, v in (t.get(key) or {}).items() if v is not None)
             if points:
                 ax.plot(*zip(*points), marker="o", label=label)
-    for ax, title in zip(axes, ("tuning grid (short horizon, seed 0)",
-                                "confirmation (full horizon, seed 0)")):
+    for ax, (_, title, xlabel) in zip(axes, panels):
         ax.set_xscale("log")
-        ax.set_xlabel("learning rate (matrices)")
-        ax.set_ylabel("final validation loss")
-        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("final validation loss (seed 0)")
+        ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     return _save(plt, fig, path)
