@@ -19,8 +19,8 @@ Stages (each resumable: a finished run is read back from ``<record>/runs``):
 * ``scale``: the headline at its tuned settings on three widths (tiny, mini, small) for
   ``scale_steps`` steps each (a fixed token budget), seed 0.
 * ``lean``: AdamW and AdamSNSM at their tuned settings with 8-bit states, with pure-bf16
-  weights (the optimizers' default bf16 update, stochastic rounding), and both together,
-  ``seeds`` seeds, against their fp32 headline runs.
+  weights (the optimizers' default bf16 update, stochastic rounding; and rounded to nearest,
+  to show why not), and both together, ``seeds`` seeds, against their fp32 headline runs.
 """
 
 from __future__ import annotations
@@ -74,11 +74,14 @@ INGREDIENTS = (_ours("adamw_sm", "adamw_sm", ADAM_GRID),
 
 
 # (label, the headline contender it modifies, extra optimizer arguments, weights)
+# The "nearest" rows show why pure bf16 needs stochastic rounding (or Kahan).
 LEAN = (("adamw_8bit", "adamw", {"state_precision": "8bit"}, "fp32"),
         ("adamw_pure_bf16", "adamw", {}, "bf16"),
         ("adamw_snsm_8bit", "adamw_snsm", {"state_precision": "8bit"}, "fp32"),
         ("adamw_snsm_pure_bf16", "adamw_snsm", {}, "bf16"),
-        ("adamw_snsm_8bit_pure_bf16", "adamw_snsm", {"state_precision": "8bit"}, "bf16"))
+        ("adamw_snsm_8bit_pure_bf16", "adamw_snsm", {"state_precision": "8bit"}, "bf16"),
+        ("adamw_pure_bf16_nearest", "adamw", {"bf16_update": "nearest"}, "bf16"),
+        ("adamw_snsm_pure_bf16_nearest", "adamw_snsm", {"bf16_update": "nearest"}, "bf16"))
 
 
 def peer_entry(name: str) -> Entry:

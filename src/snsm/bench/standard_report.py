@@ -384,5 +384,6 @@ def _lean_section(lean: dict[str, list[dict]], headline: dict, horizon: int,
                ("gap to fp32", lambda r: "-" if r["gap_pct"] is None else f"{r['gap_pct']:+.2f}%"),
                ("state % of AdamW", lambda r: f"{r['state_pct']:.1f}")]
     return ["## Lean levels", "", "Each at its fp32 row's tuned lrs; pure-bf16 weights use the "
-            "optimizers' default bf16 update (stochastic rounding).", "",
+            "optimizers' default bf16 update (stochastic rounding) unless the row says "
+            "nearest.", "",
             markdown_table(rows, columns), ""]
