@@ -5,14 +5,14 @@ The public names: the library (:mod:`snsm.optim`) and the memory measurements
 """
 
 from snsm.measure.memory import estimate_state_bytes, state_bytes
-from snsm.optim import (SGDSM, SNSM, AdaGrad, AdaGradNorm, AdaGradSN, AdaGradSNSM, AdamSN,
-                        AdamSNSM, AdamSM, AdamW, NonFiniteGradientError, OptimizerSpec, RMSpropSN, create_optimizer,
-                        get_optimizer_class, get_spec, list_optimizers, param_groups,
-                        step_in_backward)
+from snsm.optim import (SGDSM, SNSM, AdaGrad, AdaGradNorm, AdaGradSN, AdaGradSNSM, AdamSM,
+                        AdamSN, AdamSNSM, AdamW, NonFiniteGradientError, OptimizerSpec,
+                        RMSpropSN, create_optimizer, get_optimizer_class, get_spec,
+                        list_optimizers, param_groups, step_in_backward)
 
 __version__ = "0.1.0"
 
-__all__ = ["SNSM", "AdaGrad", "AdaGradNorm", "AdaGradSN", "AdaGradSNSM", "AdamSN", "AdamSNSM", "AdamSM",
-           "AdamW", "NonFiniteGradientError", "OptimizerSpec", "RMSpropSN", "SGDSM", "create_optimizer",
-           "estimate_state_bytes", "get_optimizer_class", "get_spec", "list_optimizers",
-           "param_groups", "state_bytes", "step_in_backward"]
+__all__ = ["SNSM", "AdaGrad", "AdaGradNorm", "AdaGradSN", "AdaGradSNSM", "AdamSM", "AdamSN",
+           "AdamSNSM", "AdamW", "NonFiniteGradientError", "OptimizerSpec", "RMSpropSN", "SGDSM",
+           "create_optimizer", "estimate_state_bytes", "get_optimizer_class", "get_spec",
+           "list_optimizers", "param_groups", "state_bytes", "step_in_backward"]

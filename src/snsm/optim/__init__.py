@@ -1,14 +1,14 @@
 """The library: the generic ``SNSM``, the named optimizers, their registry and routing."""
 
 from snsm.optim.in_backward import InBackwardSteps, step_in_backward
-from snsm.optim.named import (SGDSM, AdaGrad, AdaGradNorm, AdaGradSN, AdaGradSNSM, AdamSN,
-                              AdamSNSM, AdamSM, AdamW, RMSpropSN)
+from snsm.optim.named import (SGDSM, AdaGrad, AdaGradNorm, AdaGradSN, AdaGradSNSM, AdamSM,
+                              AdamSN, AdamSNSM, AdamW, RMSpropSN)
 from snsm.optim.optimizer import SNSM, NonFiniteGradientError
 from snsm.optim.registry import (OptimizerSpec, create_optimizer, get_optimizer_class, get_spec,
                                  list_optimizers)
 from snsm.optim.routing import param_groups
 
-__all__ = ["SNSM", "AdaGrad", "AdaGradNorm", "AdaGradSN", "AdaGradSNSM", "AdamSN", "AdamSNSM", "AdamSM",
-           "AdamW", "InBackwardSteps", "NonFiniteGradientError", "OptimizerSpec", "RMSpropSN",
+__all__ = ["SNSM", "AdaGrad", "AdaGradNorm", "AdaGradSN", "AdaGradSNSM", "AdamSM", "AdamSN",
+           "AdamSNSM", "AdamW", "InBackwardSteps", "NonFiniteGradientError", "OptimizerSpec", "RMSpropSN",
            "SGDSM", "create_optimizer", "get_optimizer_class", "get_spec", "list_optimizers",
            "param_groups", "step_in_backward"]
