@@ -241,10 +241,11 @@ class StandardSuite:
 
     def peers(self) -> dict[str, Tuned]:
         s = self.settings
-        tuned = self._tune_all([peer_entry(name) for name in s.peers], priority=2)
+        entries = {name: peer_entry(name) for name in s.peers}
+        tuned = self._tune_all(list(entries.values()), priority=2)
         best = sorted(tuned.values(), key=lambda t: final_loss(t.runs[0]))[:s.peer_seeded]
         for t in best:
-            t.runs = self.seeded(PEER_CONTENDERS[t.label], t.lr, t.plain_lr, s.seeds,
+            t.runs = self.seeded(entries[t.label].contender, t.lr, t.plain_lr, s.seeds,
                                  priority=2)
         return tuned
 
@@ -294,9 +295,7 @@ class StandardSuite:
         """Run ``stages`` concurrently (the headline always: the others use its settings);
         the pool trains the earlier stages' runs first. Returns the results; a stage whose
         runs a read-only pool lacks is listed under ``incomplete`` instead."""
-        unknown = [stage for stage in stages if stage not in STAGES]
-        if unknown:
-            raise ValueError(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
+        check_stages(stages)
         results = {"settings": asdict(self.settings), "stages": list(stages), "incomplete": {}}
         if self.pool.train:
             self._prepare_tokens(stages)
@@ -351,8 +350,14 @@ def _check_same_settings(settings: Settings, path: Path) -> None:
         path.write_text(json.dumps(saved, indent=1) + "\n")
 
 
+def check_stages(stages: tuple[str, ...]) -> None:
+    """ValueError naming the stages that are not in ``STAGES``."""
+    unknown = [stage for stage in stages if stage not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
+
+
 TUNED_STAGES = ("peers", "decomposition")  # their values are Tuned records
-PEER_CONTENDERS = {name: peer_entry(name).contender for name in PEERS}
 
 
 def _tuned_dict(tuned: dict[str, Tuned]) -> dict[str, dict]:

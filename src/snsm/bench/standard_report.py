@@ -222,10 +222,10 @@ def parameter_count(preset: str, vocab: int) -> int:
 def scale_rows(scale: dict, vocab: int, steps: int) -> list[dict]:
     rows = []
     for preset, by_label in scale.items():
-        base = by_label[BASELINE]
+        base, params = by_label[BASELINE], parameter_count(preset, vocab)
         for label, runs in by_label.items():
             fraction = _steps_fraction(runs, base, steps)
-            rows.append({"preset": preset, "params": parameter_count(preset, vocab),
+            rows.append({"preset": preset, "params": params,
                          "optimizer": label, "loss": statistics.fmean(_finals(runs)),
                          "steps": fraction})
     return rows

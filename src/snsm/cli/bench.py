@@ -73,15 +73,14 @@ def _check_settings(args: argparse.Namespace, out: Path, work: Path) -> None:
 
 def run_standard(args: argparse.Namespace) -> int:
     """``--suite standard``: the staged, fairly tuned suite (:mod:`snsm.bench.standard`)."""
-    from snsm.bench.standard import STAGES, Settings, StandardSuite, write_results
+    from snsm.bench.standard import (STAGES, Settings, StandardSuite, check_stages,
+                                     write_results)
     from snsm.bench.standard_report import write_report
 
     out = Path(args.out or f"runs/bench/{time.strftime('%Y-%m-%d')}-standard")
     work = Path(args.work or out.parent / f"work-{out.name}")
     stages = tuple(s.strip() for s in args.stages.split(",")) if args.stages else STAGES
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise ValueError(f"--stages: unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
+    check_stages(stages)  # before any folder is made
     _check_settings(args, out, work)
     if args.smoke:
         from snsm.train.corpora import write_smoke_corpus

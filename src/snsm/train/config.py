@@ -575,14 +575,10 @@ def check_paths(config: TrainConfig, data: bool = True) -> None:
         check_writable_folder("out", config.out or "runs")
 
 
-def _names_a_corpus(data: str) -> bool:
-    from snsm.train.corpora import NAMED_CORPORA
-
-    return data in NAMED_CORPORA and not Path(data).exists()
-
-
 def _check_data_paths(config: TrainConfig) -> None:
-    if config.data is not None and not _names_a_corpus(config.data):
+    from snsm.train.corpora import names_a_corpus
+
+    if config.data is not None and not names_a_corpus(config.data):
         data = Path(config.data).expanduser()
         if not data.exists():
             raise FileNotFoundError(errno.ENOENT, f"data path {config.data} does not exist")

@@ -302,6 +302,11 @@ def hf_streaming(name: str, config: str | None = None, split: str = "train",
 NAMED_CORPORA = {"shakespeare": shakespeare, "kjv": kjv_bible, "python-stdlib": python_stdlib}
 
 
+def names_a_corpus(data: str) -> bool:
+    """Whether ``data`` means a corpus of ``NAMED_CORPORA``: its name, and no such path."""
+    return data in NAMED_CORPORA and not Path(data).exists()
+
+
 def load_corpus(data: str | None = None, hf_dataset: str | None = None,
                 hf_config: str | None = None) -> Corpus:
     """``data`` -> a corpus of ``NAMED_CORPORA`` (when no such path exists) or local_files,
@@ -312,7 +317,7 @@ def load_corpus(data: str | None = None, hf_dataset: str | None = None,
     if hf_config is not None and hf_dataset is None:
         raise ValueError(f"hf_config={hf_config!r} needs hf_dataset")
     if data is not None:
-        if data in NAMED_CORPORA and not Path(data).exists():
+        if names_a_corpus(data):
             return NAMED_CORPORA[data]()
         return local_files(data)
     if hf_dataset is not None:
