@@ -1,6 +1,7 @@
 """``snsm bench --suite standard --smoke``: the whole staged protocol on generated corpora."""
 
 import json
+import statistics
 
 import pytest
 
@@ -46,12 +47,32 @@ def test_every_stage_runs_and_the_protocol_holds(smoke_record):
         if label != "adamw":  # every ingredient at AdamW's plain-group lr
             assert tuned["plain_grid"] is None
             assert all(run["key"]["plain_lr"] in (plain, None) for run in tuned["runs"])
+    _check_search(results)
     report = (record / "report.md").read_text()
     for section in ("## Headline", "## Each ingredient isolated", "## Memory at equal quality",
+                    "## The method at its best",
                     "## Other corpora", "## Scale trend", "## Lean levels",
                     "Subspace-Momentum alone"):
         assert section in report
     assert (record / "sensitivity.png").is_file() and (record / "scale.png").is_file()
+
+
+def _check_search(results):
+    """Each variant at the default's lrs and full horizon; seeded iff within noise."""
+    default = results["headline"]["adamw_snsm"]
+    finals = [run["val_loss"][-1] for run in default["runs"]]
+    sd = statistics.stdev(finals)
+    settings = results["settings"]
+    assert {found["knob"] for found in results["search"].values()} == {"rank", "plain"}
+    for label, found in results["search"].items():
+        runs = found["runs"]
+        assert all(run["key"]["lr"] == default["lr"] for run in runs), label
+        assert all(run["steps"][-1] == settings["full_steps"] for run in runs), label
+        plain = [run["key"]["plain_lr"] for run in runs]
+        assert plain == [None if found["knob"] == "plain" else default["plain_lr"]] * len(runs)
+        within = runs[0]["val_loss"][-1] <= finals[0] + sd
+        assert len(runs) == (settings["seeds"] if within else 1), label
+    assert results["search"]["adamw_snsm_rank_16"]["optimizer_args"]["rank"] == 16
 
 
 def test_a_rerun_reuses_every_run_and_recomputes_a_missing_one(smoke_record):
@@ -63,7 +84,7 @@ def test_a_rerun_reuses_every_run_and_recomputes_a_missing_one(smoke_record):
     assert main(args) == 0
     after = json.loads((record / "results.json").read_text())
     assert after["computed_runs"] == 1 and one.is_file()
-    for stage in ("headline", "peers", "decomposition", "corpora", "scale", "lean"):
+    for stage in STAGES:
         assert _without_wall_time(after[stage]) == _without_wall_time(before[stage]), stage
 
 

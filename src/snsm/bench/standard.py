@@ -14,6 +14,10 @@ Stages (each resumable: a finished run is read back from ``<record>/runs``):
 * ``decomposition``: every plain group at AdamW's tuned plain-group lr, matrices tuned:
   AdamW, Subset-Norm alone (adamw_sn), Subspace-Momentum alone (adamw_sm), both
   (adamw_snsm), both on every matrix with the embedding (adamw_snsm, route all-matrices).
+* ``search``: the method at its best. AdamSNSM's knobs (rank, refresh gap, projector, subset
+  rule, the plain-group lr rule) varied one at a time from its headline configuration, at its
+  tuned lrs, full horizon, seed 0; a variant within one seed sd of the default's seed-0 run
+  gets ``seeds`` seeds and is compared with the default over seeds (paired by seed).
 * ``corpora``: the headline at its Shakespeare-tuned settings on the King James Bible and on
   Python source code (``seeds`` seeds).
 * ``scale``: the headline at its tuned settings on three widths (tiny, mini, small) for
@@ -36,6 +40,7 @@ from snsm.bench import fair_tuning
 from snsm.bench.contenders import Contender
 from snsm.bench.peers import PEERS
 from snsm.bench.run_pool import MissingRuns, RunKey, RunPool, final_loss
+from snsm.bench.statistics import mean_sd
 from snsm.bench.suites import SNSM_ARGS
 from snsm.train.config import TrainConfig
 from snsm.train.corpora import load_corpus
@@ -46,7 +51,8 @@ logger = logging.getLogger(__name__)
 ADAM_GRID = (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)  # x2 spacing, factor 16
 SN_GRID = (5e-3, 1e-2, 2e-2, 4e-2, 8e-2)
 PLAIN_GRID = (3e-3, 1e-2, 3e-2)  # absolute plain-group lrs (x3 spacing), plus "same as lr"
-STAGES = ("headline", "peers", "decomposition", "corpora", "scale", "lean")
+# In priority order: the pool trains an earlier stage's runs first.
+STAGES = ("headline", "decomposition", "search", "peers", "corpora", "scale", "lean")
 PEER_NAMES = ("muon", "galore", "apollo", "adam_mini", "adafactor")
 MAIN_CORPUS = "shakespeare"
 
@@ -84,6 +90,33 @@ LEAN = (("adamw_8bit", "adamw", {"state_precision": "8bit"}, "fp32"),
         ("adamw_snsm_pure_bf16_nearest", "adamw_snsm", {"bf16_update": "nearest"}, "bf16"))
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One change to the headline AdamSNSM for the ``search`` stage."""
+
+    knob: str
+    value: str | int
+    optimizer_args: dict = field(default_factory=dict)
+    plain_same: bool = False  # the plain group at the matrices' lr instead of its tuned one
+
+    @property
+    def label(self) -> str:
+        return f"adamw_snsm_{self.knob}_{self.value}"
+
+
+# The headline AdamSNSM: rank 32 of the tiny model's 128-wide matrices, refresh every 100
+# steps, SVD projector, the paper's subset rule, plain-group lr tuned.
+SEARCH = (Variant("rank", 16, {"rank": 16}), Variant("rank", 64, {"rank": 64}),
+          Variant("gap", 50, {"update_gap": 50}), Variant("gap", 200, {"update_gap": 200}),
+          Variant("projector", "rsvd", {"projector": "rsvd"}),
+          Variant("projector", "srht", {"projector": "srht"}),
+          Variant("projector", "uniform", {"projector": "uniform"}),
+          Variant("subset", "sqrt", {"subset_size": "sqrt"}),
+          Variant("subset", "tensor", {"subset_size": "tensor"}),
+          Variant("plain", "same", plain_same=True))
+SEARCH_KNOBS = tuple(dict.fromkeys(v.knob for v in SEARCH))
+
+
 def peer_entry(name: str) -> Entry:
     """A peer on a x2 grid around its authors' lr (factor 16); a peer with a plain group
     (Muon, GaLore, Fira, APOLLO) tunes its lr too, like ours."""
@@ -114,6 +147,7 @@ class Settings:
     cache_dir: str | None = None
     peers: tuple[str, ...] = PEER_NAMES
     plain_grid: tuple[float, ...] = PLAIN_GRID
+    search_knobs: tuple[str, ...] = SEARCH_KNOBS
 
     @property
     def short_steps(self) -> int:
@@ -126,7 +160,7 @@ class Settings:
         return cls(full_steps=9, batch_size=2, seq_len=32, vocab_size=300, eval_every=3,
                    eval_batches=1, seeds=2, corpus_seeds=1, peer_seeded=1, corpora=(second,),
                    scale_presets=("tiny",), scale_steps=3, data=data, cache_dir=cache_dir,
-                   peers=("adafactor", "muon"))
+                   peers=("adafactor", "muon"), search_knobs=("rank", "plain"))
 
 
 @dataclass
@@ -229,24 +263,24 @@ class StandardSuite:
 
     # -- the stages (priority: the order in STAGES) ------------------------------------------
     def headline(self) -> dict[str, Tuned]:
-        return self._tune_all(HEADLINE, seeds=self.settings.seeds, priority=0)
+        return self._tune_all(HEADLINE, seeds=self.settings.seeds, priority=_priority("headline"))
 
     def decomposition(self, adamw: Tuned) -> dict[str, Tuned]:
         """Every plain group at AdamW's tuned plain-group lr; the matrices' lr tuned."""
         plain = adamw.plain_lr if adamw.plain_lr is not None else adamw.lr
         entries = [e for e in HEADLINE if e.contender.label != "adamw"] + list(INGREDIENTS)
         tuned = self._tune_all(entries, plain_fixed=plain, seeds=self.settings.seeds,
-                               priority=1)
+                               priority=_priority("decomposition"))
         return {"adamw": adamw, **tuned}
 
     def peers(self) -> dict[str, Tuned]:
         s = self.settings
         entries = {name: peer_entry(name) for name in s.peers}
-        tuned = self._tune_all(list(entries.values()), priority=2)
+        tuned = self._tune_all(list(entries.values()), priority=_priority("peers"))
         best = sorted(tuned.values(), key=lambda t: final_loss(t.runs[0]))[:s.peer_seeded]
         for t in best:
             t.runs = self.seeded(entries[t.label].contender, t.lr, t.plain_lr, s.seeds,
-                                 priority=2)
+                                 priority=_priority("peers"))
         return tuned
 
     def _headline_everywhere(self, headline: dict[str, Tuned], places, seeds: int,
@@ -266,14 +300,41 @@ class StandardSuite:
             out.setdefault(place, {})[contender.label] = runs
         return out
 
+    def search(self, headline: dict[str, Tuned]) -> dict[str, dict]:
+        """Each variant of :data:`SEARCH` (of ``search_knobs``) at AdamSNSM's tuned lrs: seed 0,
+        then all seeds when its loss is at most the default's seed-0 loss plus the default's
+        seed sd (a variant within noise is worth its seeds: equal loss with a smaller state
+        counts too). Returns {label: {knob, value, optimizer_args, lr, plain_lr, runs}}."""
+        s, base = self.settings, headline["adamw_snsm"]
+        default = next(e.contender for e in HEADLINE if e.contender.label == "adamw_snsm")
+        variants = [v for v in SEARCH if v.knob in s.search_knobs]
+        finals = [final_loss(r) for r in base.runs]
+        threshold = finals[0] + mean_sd(finals)[1]
+
+        def run(variant: Variant) -> dict:
+            contender = replace(default, label=variant.label, grid=(), optimizer_args={
+                **default.optimizer_args, **variant.optimizer_args})
+            plain = None if variant.plain_same else base.plain_lr
+            runs = self.seeded(contender, base.lr, plain, 1, priority=_priority("search"))
+            if final_loss(runs[0]) <= threshold:
+                runs = self.seeded(contender, base.lr, plain, s.seeds,
+                                   priority=_priority("search"))
+            return {"knob": variant.knob, "value": variant.value,
+                    "optimizer_args": contender.optimizer_args, "lr": base.lr,
+                    "plain_lr": plain, "runs": runs}
+        with ThreadPoolExecutor(max(1, len(variants))) as threads:
+            found = list(threads.map(run, variants))
+        return {v.label: result for v, result in zip(variants, found)}
+
     def corpora(self, headline: dict[str, Tuned]) -> dict[str, dict[str, list[dict]]]:
         s = self.settings
-        return self._headline_everywhere(headline, s.corpora, s.corpus_seeds, None, 3, "corpus")
+        return self._headline_everywhere(headline, s.corpora, s.corpus_seeds, None,
+                                         _priority("corpora"), "corpus")
 
     def scale(self, headline: dict[str, Tuned]) -> dict[str, dict[str, list[dict]]]:
         s = self.settings
-        return self._headline_everywhere(headline, s.scale_presets, 1, s.scale_steps, 4,
-                                         "preset")
+        return self._headline_everywhere(headline, s.scale_presets, 1, s.scale_steps,
+                                         _priority("scale"), "preset")
 
     def lean(self, headline: dict[str, Tuned]) -> dict[str, list[dict]]:
         """Each lean level at its headline contender's tuned lrs (no retuning)."""
@@ -286,7 +347,7 @@ class StandardSuite:
                                 optimizer_args={**c.optimizer_args, **extra})
             tuned = headline[base]
             return self.seeded(contender, tuned.lr, tuned.plain_lr, self.settings.seeds,
-                               priority=5)
+                               priority=_priority("lean"))
         with ThreadPoolExecutor(len(LEAN)) as threads:
             runs = list(threads.map(run, LEAN))
         return {level[0]: level_runs for level, level_runs in zip(LEAN, runs)}
@@ -311,7 +372,7 @@ class StandardSuite:
                     results["headline"] = _tuned_dict(headline)
                     futures.update({stage: threads.submit(getattr(self, stage), *(
                         [headline["adamw"]] if stage == "decomposition" else [headline]))
-                        for stage in ("decomposition", "corpora", "scale", "lean")
+                        for stage in ("decomposition", "search", "corpora", "scale", "lean")
                         if stage in stages})
                 for stage, future in futures.items():
                     try:
@@ -348,6 +409,10 @@ def _check_same_settings(settings: Settings, path: Path) -> None:
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(saved, indent=1) + "\n")
+
+
+def _priority(stage: str) -> int:
+    return STAGES.index(stage)
 
 
 def check_stages(stages: tuple[str, ...]) -> None:
