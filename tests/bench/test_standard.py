@@ -1,7 +1,13 @@
 """``snsm bench --suite standard --smoke``: the whole staged protocol on generated corpora."""
 
 import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +139,46 @@ def test_cached_only_reports_finished_stages_and_lists_the_rest(smoke_record, tm
     results = json.loads((tmp_path / "empty" / "results.json").read_text())
     assert "headline" in results["incomplete"] and "headline" not in results
     assert (tmp_path / "empty" / "report.md").read_text().startswith("# Standard suite: incomplete")
+
+
+def test_sigterm_stops_the_suite_and_its_workers(tmp_path):
+    """The stages wait on each other in threads: a signal must abort the pool, not wait for
+    the rest of the suite (it used to go on training until every stage was done)."""
+    out = tmp_path / "record"
+    command = [sys.executable, "-m", "snsm", "bench", "--suite", "standard", "--smoke",
+               "--out", str(out), "--work", str(tmp_path / "work"),
+               "--cache-dir", str(tmp_path / "cache")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    runs = out / "runs"
+    deadline = time.monotonic() + 300  # guards against a hang; nothing is timed
+    while not any(runs.rglob("seed0.json")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    workers = _children(process.pid)
+    assert workers, "the pool's worker processes"
+    finished = len(list(runs.rglob("seed*.json")))
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
+    assert not (out / "results.json").exists()
+    # at most the runs already past their last step when the signal came (one per worker)
+    assert len(list(runs.rglob("seed*.json"))) <= finished + len(workers)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie left for init to reap counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

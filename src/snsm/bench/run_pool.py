@@ -88,6 +88,7 @@ class RunPool:
         self._order = itertools.count()
         self._lock = threading.Lock()
         self.computed = 0
+        self.aborted = False
         self._servers = [threading.Thread(target=self._serve, daemon=True)
                          for _ in range(workers)]
         for server in self._servers:
@@ -99,12 +100,32 @@ class RunPool:
             _, _, call, future = self.queue.get()
             if call is None:
                 return
+            if self.aborted:
+                future.cancel()
+                continue
             if not future.set_running_or_notify_cancel():
                 continue
             try:
                 future.set_result(self.executor.submit(*call).result())
             except BaseException as exc:  # handed to the waiting stage
                 future.set_exception(exc)
+
+    def abort(self) -> None:
+        """Stop at once (Ctrl-C, SIGTERM): queued runs are cancelled and the workers killed,
+        so every waiting stage gets an error instead of the rest of the suite. A killed run
+        leaves no result (it starts over on the next invocation)."""
+        self.aborted = True
+        while True:
+            try:
+                _, _, call, future = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if future is not None:
+                future.cancel()
+        # ProcessPoolExecutor has no public way to stop a running call before Python 3.14.
+        for process in list((getattr(self.executor, "_processes", None) or {}).values()):
+            process.kill()
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         for _ in self._servers:

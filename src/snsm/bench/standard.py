@@ -29,6 +29,7 @@ Stages (each resumable: a finished run is read back from ``<record>/runs``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -255,8 +256,19 @@ class StandardSuite:
         return self.runs(contender, [(lr, plain)], steps, list(range(seeds)), corpus, preset,
                          priority)
 
+    @contextlib.contextmanager
+    def _threads(self, count: int):
+        """Threads for concurrent stages or contenders; an interrupt (Ctrl-C, SIGTERM) in the
+        waiting thread aborts the run pool first, so the threads end instead of the suite."""
+        with ThreadPoolExecutor(max(1, count)) as threads:
+            try:
+                yield threads
+            except KeyboardInterrupt:
+                self.pool.abort()
+                raise
+
     def _tune_all(self, entries, plain_fixed=None, seeds=1, priority=0) -> dict[str, Tuned]:
-        with ThreadPoolExecutor(max(1, len(entries))) as threads:
+        with self._threads(len(entries)) as threads:
             tuned = list(threads.map(lambda e: self.tune(e, plain_fixed, seeds, priority),
                                      entries))
         return {t.label: t for t in tuned}
@@ -293,7 +305,7 @@ class StandardSuite:
             place, contender, tuned = job
             return self.seeded(contender, tuned.lr, tuned.plain_lr, seeds, steps=steps,
                                priority=priority, **{where: place})
-        with ThreadPoolExecutor(max(1, len(jobs))) as threads:
+        with self._threads(len(jobs)) as threads:
             results = list(threads.map(run, jobs))
         out: dict[str, dict[str, list[dict]]] = {}
         for (place, contender, _), runs in zip(jobs, results):
@@ -322,7 +334,7 @@ class StandardSuite:
             return {"knob": variant.knob, "value": variant.value,
                     "optimizer_args": contender.optimizer_args, "lr": base.lr,
                     "plain_lr": plain, "runs": runs}
-        with ThreadPoolExecutor(max(1, len(variants))) as threads:
+        with self._threads(len(variants)) as threads:
             found = list(threads.map(run, variants))
         return {v.label: result for v, result in zip(variants, found)}
 
@@ -348,7 +360,7 @@ class StandardSuite:
             tuned = headline[base]
             return self.seeded(contender, tuned.lr, tuned.plain_lr, self.settings.seeds,
                                priority=_priority("lean"))
-        with ThreadPoolExecutor(len(LEAN)) as threads:
+        with self._threads(len(LEAN)) as threads:
             runs = list(threads.map(run, LEAN))
         return {level[0]: level_runs for level, level_runs in zip(LEAN, runs)}
 
@@ -361,7 +373,7 @@ class StandardSuite:
         if self.pool.train:
             self._prepare_tokens(stages)
         try:
-            with ThreadPoolExecutor(len(STAGES)) as threads:
+            with self._threads(len(STAGES)) as threads:
                 futures = {"peers": threads.submit(self.peers)} if "peers" in stages else {}
                 try:
                     headline = self.headline()
