@@ -93,7 +93,8 @@ def test_all_three_with_steps_inside_the_backward_pass(tiny_config, capsys):
     assert all(s["compensation"].dtype == torch.bfloat16 for s in states)
     evals = [r["val_loss"] for r in read_records(run_dir / "metrics.jsonl") if "val_loss" in r]
     assert evals[-1] < evals[0]
-    with pytest.raises(ConflictError, match="bf16_update=stochastic"):
+    with pytest.raises(ConflictError, match=r"--bf16-update stochastic \(--opt bf16_update\) "
+                                            r"\(saved: bf16_update=kahan\)"):
         config_from_args(_parse(["--resume", c.out, "--steps", "8", "--bf16-update",
                                  "stochastic"]))
 

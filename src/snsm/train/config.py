@@ -395,6 +395,10 @@ def _set_optimizer_arg(values: dict[str, Any], key: str, value: str, flag: str) 
     args[key] = value
 
 
+# optimizer_args set by a lean-training flag: a resume conflict names the flag too
+LEAN_OPTION_FLAGS = {"state_precision": "--state-precision", "bf16_update": "--bf16-update"}
+
+
 def apply_lean_flags(values: dict[str, Any], state_precision: str | None = None,
                      bf16_update: str | None = None, pure_bf16: bool = False) -> dict[str, Any]:
     """``values`` (settings) with the lean-training flags folded into the settings they
@@ -508,7 +512,9 @@ def _resume_conflicts(saved: TrainConfig, values: dict[str, Any], run_dir) -> li
         if key not in saved.optimizer_args or saved.optimizer_args[key] != value:
             was = (f"{key}={saved.optimizer_args[key]}" if key in saved.optimizer_args
                    else f"no {key}")
-            conflicts.append(f"--opt {key}={value} (saved: {was})")
+            flag = LEAN_OPTION_FLAGS.get(key)
+            given = f"--opt {key}={value}" if flag is None else f"{flag} {value} (--opt {key})"
+            conflicts.append(f"{given} (saved: {was})")
     for key, value in values.items():
         if key in ("out", "resume", "optimizer_args") or key in RESUME_CHANGEABLE:
             continue
