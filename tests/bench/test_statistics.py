@@ -1,11 +1,11 @@
-"""Statistics over seeds: interpolated steps-to-target and seeded bootstrap intervals."""
+"""Statistics over seeds: mean curves, interpolated steps-to-target, seeded bootstrap intervals."""
 
 import random
 import statistics
 
 import pytest
 
-from snsm.bench.statistics import bootstrap_interval, mean_sd, steps_to_target
+from snsm.bench.statistics import bootstrap_interval, mean_curve, mean_sd, steps_to_target
 
 
 def test_steps_to_target_interpolates_between_evaluations():
@@ -35,3 +35,9 @@ def test_bootstrap_interval_is_seeded_brackets_the_estimate_and_leaves_the_globa
         bootstrap_interval([a, []], ratio)
     with pytest.raises(ValueError, match="level"):
         bootstrap_interval([a], statistics.fmean, level=1.5)
+
+
+def test_mean_curve_averages_the_steps_every_curve_has():
+    steps, losses = mean_curve([{0: 4.0, 50: 3.0, 100: 2.0}, {0: 6.0, 100: 4.0}])
+    assert steps == [0, 100] and losses == [5.0, 3.0]
+    assert mean_curve([]) == ([], [])

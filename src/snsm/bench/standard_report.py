@@ -21,7 +21,7 @@ from pathlib import Path
 
 from snsm.bench.run_pool import final_loss
 from snsm.bench.standard import LEAN
-from snsm.bench.statistics import bootstrap_interval, mean_sd, steps_to_target
+from snsm.bench.statistics import bootstrap_interval, mean_curve, mean_sd, steps_to_target
 from snsm.util.tables import markdown_table
 
 BASELINE = "adamw"
@@ -37,18 +37,12 @@ def _finals(runs: list[dict]) -> list[float]:
     return [final_loss(r) for r in runs]
 
 
-def mean_curve(runs: list[dict]) -> tuple[list[int], list[float]]:
-    """(steps, mean validation loss over the runs) at the evaluations all runs share."""
-    shared = sorted(set.intersection(*(set(r["steps"]) for r in runs)))
-    per_run = [dict(zip(r["steps"], r["val_loss"])) for r in runs]
-    return shared, [statistics.fmean(d[s] for d in per_run) for s in shared]
-
-
 def _steps_fraction(runs: list[dict], baseline: list[dict], horizon: int) -> float:
     """Steps at which the mean curve of ``runs`` reaches the baseline's mean final loss,
     / horizon (inf: never reached; the baseline itself gives about 1)."""
     target = statistics.fmean(_finals(baseline))
-    steps = steps_to_target(*mean_curve(runs), target)
+    curve = mean_curve([dict(zip(r["steps"], r["val_loss"])) for r in runs])
+    steps = steps_to_target(*curve, target)
     return math.inf if steps is None else steps / horizon
 
 
@@ -353,7 +347,7 @@ def _search_section(search: dict, default: list[dict], horizon: int,
                "state_pct": 100 * runs[0]["state_bytes"] / adamw_state}
         rows.append(row)
     finals = _finals(default)
-    mean, sd = statistics.fmean(finals), statistics.stdev(finals) if len(finals) > 1 else 0.0
+    mean, sd = mean_sd(finals)
     columns = [("variant", "variant"),
                ("seed 0: final val loss (Δ vs default)", lambda r: "diverged" if r["failed"]
                 else f"{r['screen']:.4f} ({r['screen_delta']:+.4f})"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 BOOTSTRAP_SAMPLES = 4000
 BOOTSTRAP_SEED = 0
@@ -25,6 +25,14 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
         raise ValueError("mean_sd needs at least one value")
     mean = statistics.fmean(values)
     return mean, statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def mean_curve(curves: Sequence[Mapping[int, float]]) -> tuple[list[int], list[float]]:
+    """(steps, mean loss over ``curves``) at the steps every curve ({step: loss}) has."""
+    if not curves:
+        return [], []
+    steps = sorted(set.intersection(*(set(curve) for curve in curves)))
+    return steps, [statistics.fmean(curve[step] for curve in curves) for step in steps]
 
 
 def steps_to_target(steps: Sequence[int], losses: Sequence[float], target: float

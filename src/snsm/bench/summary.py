@@ -20,6 +20,7 @@ import math
 import statistics
 
 from snsm.bench.run_one import RunResult
+from snsm.bench.statistics import mean_curve
 
 WARMUP_STEPS = 3  # the first steps allocate state and warm caches: left out of the medians
 
@@ -30,14 +31,6 @@ def steps_to_reach(records: list[dict], target: float) -> int | None:
         if "val_loss" in record and record["val_loss"] <= target:
             return record["step"]
     return None
-
-
-def mean_curve(runs: list[RunResult]) -> tuple[list[int], list[float]]:
-    """(steps, mean validation loss) at the evaluation steps every run has."""
-    per_run = [{r["step"]: r["val_loss"] for r in run.records if "val_loss" in r}
-               for run in runs]
-    steps = sorted(set.intersection(*(set(d) for d in per_run))) if per_run else []
-    return steps, [statistics.fmean(d[s] for d in per_run) for s in steps]
 
 
 def _median(values: list[float]) -> float | None:
@@ -56,7 +49,8 @@ def _finite(value: float) -> float | None:
 
 def contender_stats(runs: list[RunResult]) -> dict:
     """The per-contender numbers that do not depend on AdamW."""
-    steps, curve = mean_curve(runs)
+    steps, curve = mean_curve([{r["step"]: r["val_loss"] for r in run.records
+                                if "val_loss" in r} for run in runs])
     finals = [run.final_val_loss for run in runs]
     final = curve[-1] if curve and all(math.isfinite(f) for f in finals) else math.inf
     step_times = [r["step_time"] for run in runs for r in run.records
