@@ -60,6 +60,8 @@ def test_state_layout_matches_build(name, kind, rank, device):
     r = min(rank, min(shape) if name in BASIS else max(shape))
     key, (lshape, _) = next(iter(layout.items()))
     assert lshape == ((min(shape), r) if name in BASIS else (r,))
+    for key, tensor in state.items():  # no view keeping a larger buffer (the SVD's U) alive
+        assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size(), key
 
 
 @pytest.mark.parametrize("name", NAMES)
