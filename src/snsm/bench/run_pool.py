@@ -117,7 +117,7 @@ class RunPool:
         self.aborted = True
         while True:
             try:
-                _, _, call, future = self.queue.get_nowait()
+                *_, future = self.queue.get_nowait()
             except queue.Empty:
                 break
             if future is not None:

@@ -338,15 +338,14 @@ def _decomposition_section(decomposition: dict, horizon: int, adamw_state: int) 
 def _search_section(search: dict, default: list[dict], horizon: int,
                     adamw_state: int) -> list[str]:
     """Each variant against the headline AdamSNSM (same lrs, same seeds)."""
-    rows = []
-    for label, found in search.items():
-        runs = found["runs"]
-        row = {"variant": f"{found['knob']} = {found['value']}",
-               "screen": final_loss(runs[0]), "screen_delta": final_loss(runs[0]) -
-               final_loss(default[0]), **compare(runs, default, horizon),
-               "state_pct": 100 * runs[0]["state_bytes"] / adamw_state}
-        rows.append(row)
     finals = _finals(default)
+    rows = []
+    for found in search.values():
+        runs = found["runs"]
+        screen = final_loss(runs[0])
+        rows.append({"variant": f"{found['knob']} = {found['value']}", "screen": screen,
+                     "screen_delta": screen - finals[0], **compare(runs, default, horizon),
+                     "state_pct": 100 * runs[0]["state_bytes"] / adamw_state})
     mean, sd = mean_sd(finals)
     columns = [("variant", "variant"),
                ("seed 0: final val loss (Δ vs default)", lambda r: "diverged" if r["failed"]
