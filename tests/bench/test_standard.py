@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from snsm.bench.standard import STAGES, Settings, StandardSuite
+from snsm.bench.standard_report import with_measured_state
 from snsm.cli import main
 
 
@@ -54,7 +55,9 @@ def test_every_stage_runs_and_the_protocol_holds(smoke_record):
             assert tuned["plain_grid"] is None
             assert all(run["key"]["plain_lr"] in (plain, None) for run in tuned["runs"])
     _check_search(results)
+    _check_state(results)
     report = (record / "report.md").read_text()
+    assert "Every long run recorded the same size." in report
     for section in ("## Headline", "## Each ingredient isolated", "## Memory at equal quality",
                     "## The method at its best",
                     "## Other corpora", "## Scale trend", "## Lean levels",
@@ -79,6 +82,30 @@ def _check_search(results):
         within = runs[0]["val_loss"][-1] <= finals[0] + sd
         assert len(runs) == (settings["seeds"] if within else 1), label
     assert results["search"]["adamw_snsm_rank_16"]["optimizer_args"]["rank"] == 16
+
+
+def _check_state(results):
+    """Every configuration's 1-step state is what its long runs recorded (a state does not
+    grow with the horizon); the scale and corpora runs are not measured again."""
+    labels = {*results["headline"], *results["peers"], *results["decomposition"],
+              *results["search"], *results["lean"]}
+    assert set(results["state"]) == labels
+    for stage in ("headline", "peers", "decomposition", "search"):
+        for label, row in results[stage].items():
+            assert {run["state_bytes"] for run in row["runs"]} == {results["state"][label]}
+    for label, runs in results["lean"].items():
+        assert {run["state_bytes"] for run in runs} == {results["state"][label]}
+
+
+def test_the_report_shows_the_measured_state_and_names_what_changed():
+    run = {"key": {"label": "adamw_snsm"}, "state_bytes": 480, "val_loss": [4.0]}
+    results = {"headline": {"adamw_snsm": {"runs": [run]}}, "search": {"x": {"runs": [run]}},
+               "state": {"adamw_snsm": 346}}
+    restated, changed = with_measured_state(results)
+    assert restated["headline"]["adamw_snsm"]["runs"][0]["state_bytes"] == 346
+    assert restated["search"]["x"]["runs"][0]["state_bytes"] == 346
+    assert run["state_bytes"] == 480 and changed == {"adamw_snsm": (480, 346)}
+    assert with_measured_state({**results, "state": {}})[1] == {}
 
 
 def test_a_rerun_reuses_every_run_and_recomputes_a_missing_one(smoke_record):

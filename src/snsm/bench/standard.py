@@ -25,6 +25,10 @@ Stages (each resumable: a finished run is read back from ``<record>/runs``):
 * ``lean``: AdamW and AdamSNSM at their tuned settings with 8-bit states, with pure-bf16
   weights (the optimizers' default bf16 update, stochastic rounding; and rounded to nearest,
   to show why not), and both together, ``seeds`` seeds, against their fp32 headline runs.
+
+After the stages, every configuration they trained gets a 1-step run whose optimizer state is
+the one the report shows (``state`` in the results): a configuration's state does not depend on
+the horizon, and a long run's recorded size stays what that code measured, a bug included.
 """
 
 from __future__ import annotations
@@ -189,6 +193,8 @@ class StandardSuite:
         self.main = settings.data or MAIN_CORPUS
         _check_same_settings(settings, self.record / "runs" / "settings.json")
         self.pool = RunPool(self.record, Path(work), workers, train)
+        # label -> (contender, a point it ran at) on the main corpus and preset
+        self._configurations: dict[str, tuple[Contender, tuple[float, float | None]]] = {}
 
     # -- runs ---------------------------------------------------------------------------
     def config(self, preset: str, steps: int, corpus: str) -> TrainConfig:
@@ -205,6 +211,8 @@ class StandardSuite:
              priority: int = 0) -> list[dict]:
         """Results of ``contender`` at every (lr, plain lr) of ``points`` x ``seeds``."""
         preset, corpus = preset or self.settings.preset, corpus or self.main
+        if (corpus, preset) == (self.main, self.settings.preset):
+            self._configurations.setdefault(contender.label, (contender, points[0]))
         config = self.config(preset, steps, corpus)
         if steps < config.eval_every or steps % config.eval_every:
             config = replace(config, eval_every=steps)  # tuning: one evaluation, at the end
@@ -364,10 +372,21 @@ class StandardSuite:
             runs = list(threads.map(run, LEAN))
         return {level[0]: level_runs for level, level_runs in zip(LEAN, runs)}
 
+    def state(self) -> dict[str, int]:
+        """{label: optimizer-state bytes} of every configuration run so far, each measured
+        on a 1-step run (seed 0) with this code, after every stage's runs."""
+        def measure(item):
+            contender, point = item
+            return self.runs(contender, [point], 1, [0], priority=len(STAGES))[0]
+        items = sorted(self._configurations.items())
+        with self._threads(len(items)) as threads:
+            measured = list(threads.map(measure, [item for _, item in items]))
+        return {label: run["state_bytes"] for (label, _), run in zip(items, measured)}
+
     def run(self, stages: tuple[str, ...] = STAGES) -> dict:
         """Run ``stages`` concurrently (the headline always: the others use its settings);
-        the pool trains the earlier stages' runs first. Returns the results; a stage whose
-        runs a read-only pool lacks is listed under ``incomplete`` instead."""
+        the pool trains the earlier stages' runs first, then :meth:`state`. Returns the
+        results; a stage whose runs a read-only pool lacks is listed under ``incomplete``."""
         check_stages(stages)
         results = {"settings": asdict(self.settings), "stages": list(stages), "incomplete": {}}
         if self.pool.train:
@@ -393,6 +412,10 @@ class StandardSuite:
                         results["incomplete"][stage] = str(exc)
                         continue
                     results[stage] = _tuned_dict(value) if stage in TUNED_STAGES else value
+            try:
+                results["state"] = self.state()
+            except MissingRuns as exc:
+                results["incomplete"]["state"] = str(exc)
         finally:
             self.pool.close()
         results["computed_runs"] = self.pool.computed

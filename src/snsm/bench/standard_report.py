@@ -9,7 +9,9 @@ intervals from :mod:`snsm.bench.statistics`):
   final loss, as a fraction of the horizon (AdamW's budget); "not reached" if it never does;
 * "better" needs the whole interval of the steps fraction below 1 (or of Δ loss below 0);
 * memory at equal quality: the smallest optimizer state among a method's seeded
-  configurations whose mean final loss is at most the upper end of AdamW's interval.
+  configurations whose mean final loss is at most the upper end of AdamW's interval;
+* state: each configuration's 1-step measurement (``state`` in the results) where there is
+  one, else the size its runs recorded.
 """
 
 from __future__ import annotations
@@ -33,6 +35,26 @@ DECOMPOSITION = (("adamw", "AdamW"), ("adamw_sn", "Subset-Norm alone"),
 
 
 # -- numbers -------------------------------------------------------------------------------
+def with_measured_state(results: dict) -> tuple[dict, dict[str, tuple[int, int]]]:
+    """``results`` with every run's ``state_bytes`` replaced by its configuration's 1-step
+    measurement, and {label: (recorded, measured)} for the labels whose runs recorded
+    another size."""
+    measured, changed = results.get("state") or {}, {}
+
+    def walk(value):
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if "key" in value and "state_bytes" in value and value["key"]["label"] in measured:
+            label = value["key"]["label"]
+            if value["state_bytes"] != measured[label]:
+                changed.setdefault(label, (value["state_bytes"], measured[label]))
+            return {**value, "state_bytes": measured[label]}
+        return {k: walk(v) for k, v in value.items()}
+    return walk(results), changed
+
+
 def _finals(runs: list[dict]) -> list[float]:
     return [final_loss(r) for r in runs]
 
@@ -258,6 +280,7 @@ def write_report(results: dict, out: str | Path) -> Path:
         path.write_text("# Standard suite: incomplete\n\n" + "\n".join(
             f"- {stage}: {why}" for stage, why in incomplete.items()) + "\n")
         return path
+    results, restated = with_measured_state(results)
     headline = results["headline"]
     baseline = headline[BASELINE]["runs"]
     adamw_state = baseline[0]["state_bytes"]
@@ -273,6 +296,7 @@ def write_report(results: dict, out: str | Path) -> Path:
         lines += ["Stages not finished yet (their runs are not all in `runs/`; the suite resumes "
                   "them): " + ", ".join(f"{stage} ({why})" for stage, why in incomplete.items()),
                   ""]
+    lines += _state_note(results, restated, adamw_state)
     lines += ["## Headline: each method's best configuration", ""]
     rows = comparison_rows(tuned_all, baseline, horizon, adamw_state)
     lines += [markdown_table(rows, COMPARISON_COLUMNS), ""]
@@ -310,6 +334,21 @@ def write_report(results: dict, out: str | Path) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _state_note(results: dict, restated: dict[str, tuple[int, int]],
+                adamw_state: int) -> list[str]:
+    if not results.get("state"):
+        return ["State sizes: as each configuration's runs recorded them.", ""]
+    line = ("State sizes: each configuration's optimizer state measured on a 1-step run with "
+            "the code that made this report (`state` in results.json).")
+    if restated:
+        line += " Its long runs recorded other sizes for " + ", ".join(
+            f"{label} ({100 * old / adamw_state:.1f}% measured then, {100 * new / adamw_state:.1f}%"
+            " now)" for label, (old, new) in sorted(restated.items())) + "."
+    else:
+        line += " Every long run recorded the same size."
+    return [line, ""]
 
 
 def _decomposition_section(decomposition: dict, horizon: int, adamw_state: int) -> list[str]:
