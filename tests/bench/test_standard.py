@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from snsm.bench.standard import STAGES, Settings, StandardSuite
-from snsm.bench.standard_report import with_measured_state
+from snsm.bench.standard_report import _decomposition_section, with_measured_state
 from snsm.cli import main
 
 
@@ -209,3 +209,22 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
+
+
+def _runs(finals, label):
+    return [{"steps": [50, 100], "val_loss": [final + 1, final], "state_bytes": 100,
+             "key": {"label": label}} for final in finals]
+
+
+@pytest.mark.parametrize("snsm_finals, shares", [
+    ((4.5, 4.52, 4.48), ["0.00", "0.50", "1.00"]),  # a clear gap: shares of it
+    ((4.0, 4.03, 3.98), ["-", "-", "-"]),  # a gap inside the noise: no shares
+])
+def test_ingredient_shares_only_of_a_gap_outside_the_noise(snsm_finals, shares):
+    decomposition = {"adamw": {"runs": _runs((4.0, 4.01, 3.99), "adamw"), "lr": 1e-3},
+                     "adamw_sn": {"runs": _runs((4.25, 4.26, 4.24), "adamw_sn"), "lr": 1e-2},
+                     "adamw_snsm": {"runs": _runs(snsm_finals, "adamw_snsm"), "lr": 1e-2}}
+    lines = _decomposition_section(decomposition, 100, 100)
+    table = [line for line in "\n".join(lines).splitlines() if "(adamw" in line]
+    assert [line.split(" | ")[-2] for line in table] == shares
+    assert any("inside the noise" in line for line in lines) == (shares[0] == "-")

@@ -356,22 +356,35 @@ def _decomposition_section(decomposition: dict, horizon: int, adamw_state: int) 
     rows = comparison_rows(decomposition, baseline, horizon, adamw_state)
     by_label = {r["optimizer"]: r for r in rows}
     both = by_label.get("adamw_snsm")
+    # A share of AdamSNSM's gap means something only when that gap is outside the noise.
+    gap = None
+    if both and not both["failed"] and _excludes_zero(both["delta_ci"]):
+        gap = both["delta"]
     named = []
     for label, name in DECOMPOSITION:
         if label in by_label:
             row = dict(by_label[label], optimizer=f"{name} ({label})")
-            gap = both["delta"] if both and not both["failed"] else None
-            row["share"] = (None if gap in (None, 0) or row["failed"]
-                            else row["delta"] / gap)
+            row["share"] = None if gap is None or row["failed"] else row["delta"] / gap
             named.append(row)
     columns = COMPARISON_COLUMNS[:-1] + [
         ("share of AdamSNSM's Δ", lambda r: "-" if r.get("share") is None
          else f"{r['share']:.2f}"), COMPARISON_COLUMNS[-1]]
     plain = decomposition[BASELINE].get("plain_lr") or decomposition[BASELINE]["lr"]
-    return ["## Each ingredient isolated", "",
-            f"Every plain group (embedding, norms) at AdamW's tuned plain-group lr "
-            f"({plain:.3g}); each row's matrix lr tuned on its grid.", "",
-            markdown_table(named, columns), ""]
+    lines = ["## Each ingredient isolated", "",
+             f"Every plain group (embedding, norms) at AdamW's tuned plain-group lr "
+             f"({plain:.3g}); each row's matrix lr tuned on its grid.", "",
+             markdown_table(named, columns), ""]
+    if both and gap is None and not both["failed"]:
+        low, high = both["delta_ci"]
+        lines += [f"AdamSNSM's gap to AdamW here ({both['delta']:+.4f} [{low:+.4f}, "
+                  f"{high:+.4f}]) is inside the noise, so no share of it is attributed to "
+                  "either ingredient.", ""]
+    return lines
+
+
+def _excludes_zero(interval) -> bool:
+    low, high = interval
+    return low > 0 or high < 0
 
 
 def _search_section(search: dict, default: list[dict], horizon: int,
