@@ -413,17 +413,15 @@ def apply_lean_flags(values: dict[str, Any], state_precision: str | None = None,
     ValueError naming the flag, the value and what was expected.
     """
     values = {**values, "optimizer_args": dict(values.get("optimizer_args", {}))}
-    if state_precision is not None:
-        if state_precision not in STATE_PRECISION_FLAGS:
-            raise ValueError(f"--state-precision must be one of "
-                             f"{', '.join(STATE_PRECISION_FLAGS)}, got {state_precision!r}")
-        _set_optimizer_arg(values, "state_precision", STATE_PRECISION_FLAGS[state_precision],
-                           f"--state-precision {state_precision}")
-    if bf16_update is not None:
-        if bf16_update not in BF16_UPDATES:
-            raise ValueError(f"--bf16-update must be one of {', '.join(BF16_UPDATES)}, got "
-                             f"{bf16_update!r}")
-        _set_optimizer_arg(values, "bf16_update", bf16_update, f"--bf16-update {bf16_update}")
+    for key, given, allowed in (
+            ("state_precision", state_precision, STATE_PRECISION_FLAGS),
+            ("bf16_update", bf16_update, {rule: rule for rule in BF16_UPDATES})):
+        if given is None:
+            continue
+        flag = LEAN_OPTION_FLAGS[key]
+        if given not in allowed:
+            raise ValueError(f"{flag} must be one of {', '.join(allowed)}, got {given!r}")
+        _set_optimizer_arg(values, key, allowed[given], f"{flag} {given}")
     if pure_bf16:
         if values.get("weights", "bf16") != "bf16":
             raise ValueError(f"--pure-bf16 means bf16 weights, got --weights "
