@@ -98,12 +98,15 @@ def _check_state(results):
 
 
 def test_the_report_shows_the_measured_state_and_names_what_changed():
-    run = {"key": {"label": "adamw_snsm"}, "state_bytes": 480, "val_loss": [4.0]}
-    results = {"headline": {"adamw_snsm": {"runs": [run]}}, "search": {"x": {"runs": [run]}},
+    run = {"key": {"label": "adamw_snsm", "preset": "tiny"}, "state_bytes": 480}
+    wider = {"key": {"label": "adamw_snsm", "preset": "small"}, "state_bytes": 1900}
+    results = {"settings": {"preset": "tiny"}, "headline": {"adamw_snsm": {"runs": [run]}},
+               "search": {"x": {"runs": [run]}}, "scale": {"small": {"adamw_snsm": [wider]}},
                "state": {"adamw_snsm": 346}}
     restated, changed = with_measured_state(results)
     assert restated["headline"]["adamw_snsm"]["runs"][0]["state_bytes"] == 346
     assert restated["search"]["x"]["runs"][0]["state_bytes"] == 346
+    assert restated["scale"]["small"]["adamw_snsm"][0]["state_bytes"] == 1900  # another model
     assert run["state_bytes"] == 480 and changed == {"adamw_snsm": (480, 346)}
     assert with_measured_state({**results, "state": {}})[1] == {}
 
