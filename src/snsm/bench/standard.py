@@ -19,7 +19,7 @@ Stages (each resumable: a finished run is read back from ``<record>/runs``):
   tuned lrs, full horizon, seed 0; a variant within one seed sd of the default's seed-0 run
   gets ``seeds`` seeds and is compared with the default over seeds (paired by seed).
 * ``corpora``: the headline at its Shakespeare-tuned settings on the King James Bible and on
-  Python source code (``seeds`` seeds).
+  Python source code (``corpus_seeds`` seeds).
 * ``scale``: the headline at its tuned settings on three widths (tiny, mini, small) for
   ``scale_steps`` steps each (a fixed token budget), seed 0.
 * ``lean``: AdamW and AdamSNSM at their tuned settings with 8-bit states, with pure-bf16
@@ -143,7 +143,7 @@ class Settings:
     eval_every: int = 50
     eval_batches: int = 16
     seeds: int = 3
-    corpus_seeds: int = 2
+    corpus_seeds: int = 3
     peer_seeded: int = 3  # the best peers that get ``seeds`` seeds
     corpora: tuple[str, ...] = ("kjv", "python-stdlib")
     scale_presets: tuple[str, ...] = ("tiny", "mini", "small")
