@@ -213,13 +213,18 @@ class StandardSuite:
         preset, corpus = preset or self.settings.preset, corpus or self.main
         if (corpus, preset) == (self.main, self.settings.preset):
             self._configurations.setdefault(contender.label, (contender, points[0]))
+        return self.pool.run_many(self._jobs(contender, points, steps, seeds, corpus, preset),
+                                  priority)
+
+    def _jobs(self, contender: Contender, points: list[tuple[float, float | None]],
+              steps: int, seeds: list[int], corpus: str, preset: str) -> list[tuple]:
+        """The pool's (key, contender, config) of each point x seed."""
         config = self.config(preset, steps, corpus)
         if steps < config.eval_every or steps % config.eval_every:
             config = replace(config, eval_every=steps)  # tuning: one evaluation, at the end
-        jobs = [(RunKey(corpus, contender.label, preset, steps, lr,
+        return [(RunKey(corpus, contender.label, preset, steps, lr,
                         None if plain == lr and not contender.peer else plain, seed),
                  contender, config) for lr, plain in points for seed in seeds]
-        return self.pool.run_many(jobs, priority)
 
     def _scores(self, contender: Contender, steps: int, point_of, priority: int
                 ) -> fair_tuning.Score:
@@ -375,12 +380,10 @@ class StandardSuite:
     def state(self) -> dict[str, int]:
         """{label: optimizer-state bytes} of every configuration run so far, each measured
         on a 1-step run (seed 0) with this code, after every stage's runs."""
-        def measure(item):
-            contender, point = item
-            return self.runs(contender, [point], 1, [0], priority=len(STAGES))[0]
         items = sorted(self._configurations.items())
-        with self._threads(len(items)) as threads:
-            measured = list(threads.map(measure, [item for _, item in items]))
+        jobs = [job for _, (contender, point) in items for job in self._jobs(
+            contender, [point], 1, [0], self.main, self.settings.preset)]
+        measured = self.pool.run_many(jobs, priority=len(STAGES))
         return {label: run["state_bytes"] for (label, _), run in zip(items, measured)}
 
     def run(self, stages: tuple[str, ...] = STAGES) -> dict:
