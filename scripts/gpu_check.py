@@ -78,7 +78,7 @@ def gpu_suite_exists() -> bool:
     """Whether ``snsm bench`` has a ``gpu`` suite (another issue adds it)."""
     if str(ROOT / "src") not in sys.path:
         sys.path.insert(0, str(ROOT / "src"))  # the checkout's snsm, installed or not
-    from snsm.bench.suites import SUITES
+    from snsm_workbench.bench.suites import SUITES
 
     return "gpu" in SUITES
 

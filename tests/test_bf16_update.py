@@ -12,8 +12,8 @@ import torch
 
 import snsm
 from problems import clone_params, grad_stream, make_params, run
-from snsm.measure.memory import memory_rows
-from snsm.measure.models import llama_skeleton
+from snsm_workbench.measure.memory import memory_rows
+from snsm_workbench.measure.models import llama_skeleton
 from snsm.optim.plan import GroupHParams
 from snsm.optim.sharding import ShardSpec
 from test_routing import TinyLM

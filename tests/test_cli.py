@@ -4,7 +4,7 @@ import sys
 import pytest
 
 import snsm
-from snsm.cli import main
+from snsm_workbench.cli import main
 
 
 def test_list_names_every_optimizer(capsys):
@@ -27,7 +27,7 @@ def test_bad_model_name_is_rejected():
 
 
 def test_python_dash_m_runs_the_cli():
-    result = subprocess.run([sys.executable, "-m", "snsm", "list"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "snsm_workbench", "list"], capture_output=True, text=True,
                             check=True)
     assert "adamw_snsm" in result.stdout
 
@@ -37,8 +37,8 @@ def test_python_dash_m_runs_the_cli():
 import errno  # noqa: E402
 import os  # noqa: E402
 
-from snsm.cli import is_user_error, one_line  # noqa: E402
-from snsm.util.errors import Interrupted  # noqa: E402
+from snsm_workbench.cli import is_user_error, one_line  # noqa: E402
+from snsm_workbench.util.errors import Interrupted  # noqa: E402
 
 
 def _user_errors(tmp):
@@ -112,7 +112,7 @@ def test_which_errors_are_one_line():
 
 
 def test_interrupts_exit_with_the_signal_code(monkeypatch, capsys):
-    from snsm.cli import optimizers
+    from snsm_workbench.cli import optimizers
 
     def stopped(args):
         raise Interrupted(15, "SIGTERM: stopped")
@@ -130,7 +130,7 @@ def test_interrupts_exit_with_the_signal_code(monkeypatch, capsys):
 
 
 def test_a_user_error_in_a_real_process_prints_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "snsm", "train", "--data",
+    result = subprocess.run([sys.executable, "-m", "snsm_workbench", "train", "--data",
                              str(tmp_path / "missing.txt"), "--out", str(tmp_path / "run")],
                             capture_output=True, text=True, env={**os.environ,
                                                                  "SNSM_CACHE": str(tmp_path)})

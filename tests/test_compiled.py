@@ -8,8 +8,8 @@ import torch._dynamo
 from torch import nn
 
 import snsm
-import snsm.cli.speed
-from snsm.cli import main
+import snsm_workbench.cli.speed
+from snsm_workbench.cli import main
 
 STEPS = 4
 
@@ -90,7 +90,7 @@ def test_cli_speed_compile_reports_the_compiled_ratio(monkeypatch, capsys):
                  "amortized_ms": ms, "adamw_ms": adamw_ms, "ratio_vs_adamw": ms / adamw_ms,
                  "repeats": repeats, "update_gap": update_gap, "compile": compile}]
 
-    monkeypatch.setattr(snsm.cli.speed, "measure_speed", rows)
+    monkeypatch.setattr(snsm_workbench.cli.speed, "measure_speed", rows)
     assert main(["speed", "--optimizers", "adamw_sn", "--compile", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert (row["ratio_vs_adamw"], row["compiled_ratio_vs_adamw"]) == (0.8, 0.5)

@@ -1,4 +1,4 @@
-"""Fault injection on real ``python -m snsm train`` processes (issue 11): kill, interrupt,
+"""Fault injection on real ``python -m snsm_workbench train`` processes (issue 11): kill, interrupt,
 fill the disk, corrupt, race, diverge; each fault has one outcome a user can rely on.
 
 All runs use the tiny preset at seq 32, batch 4, vocab 300 on the small synthetic corpus
@@ -20,9 +20,9 @@ import pytest
 import torch
 
 from processes import wait_for_step
-from snsm.train import checkpoint as ckpt
-from snsm.util.errors import ConflictError
-from snsm.util.locks import FolderLock
+from snsm_workbench.train import checkpoint as ckpt
+from snsm_workbench.util.errors import ConflictError
+from snsm_workbench.util.locks import FolderLock
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and flock")
 
@@ -43,14 +43,14 @@ SNSM = ("--optimizer", "adamw_snsm", "--opt", "rank=8", "--opt", "update_gap=7")
 
 
 def _train(world, out, *extra, steps=STEPS, optimizer=SNSM) -> list[str]:
-    return [sys.executable, "-m", "snsm", "train", "--preset", "tiny", *optimizer, "--data",
+    return [sys.executable, "-m", "snsm_workbench", "train", "--preset", "tiny", *optimizer, "--data",
             str(world["corpus"]), "--vocab-size", "300", "--seq-len", "32", "--batch-size", "4",
             "--steps", str(steps), "--eval-every", "5", "--save-every", "5", "--eval-batches",
             "2", "--cache-dir", str(world["cache"]), "--out", str(out), *extra]
 
 
 def _resume(out, *extra) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snsm", "train", "--resume", str(out), *extra],
+    return subprocess.run([sys.executable, "-m", "snsm_workbench", "train", "--resume", str(out), *extra],
                           capture_output=True, text=True, env=ENV, timeout=240)
 
 
@@ -136,8 +136,8 @@ def test_kill_during_a_write_leaves_nothing_that_blocks_the_resume(world, tmp_pa
 
 FULL_DISK = """
 import errno, io, sys
-from snsm.train import checkpoint
-from snsm.cli import main
+from snsm_workbench.train import checkpoint
+from snsm_workbench.cli import main
 
 writes = []
 
@@ -240,7 +240,7 @@ def test_a_second_process_on_a_run_folder_is_refused_at_once(world, tmp_path):
 
 def test_lock_is_per_process_and_dropped_when_the_holder_dies(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\nfrom snsm.util.locks import FolderLock\n"
+        "import sys, time\nfrom snsm_workbench.util.locks import FolderLock\n"
         f"FolderLock({str(tmp_path)!r}).acquire()\nprint('held', flush=True)\ntime.sleep(600)")],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -285,7 +285,7 @@ def test_a_redirected_log_has_no_progress_bar_and_one_line_per_evaluation(world)
 
 def test_demo_log_redirected_to_a_file_is_readable(world, tmp_path):
     with open(tmp_path / "demo.log", "w") as log:
-        subprocess.run([sys.executable, "-m", "snsm", "demo", "--steps", "2", "--eval-every", "1",
+        subprocess.run([sys.executable, "-m", "snsm_workbench", "demo", "--steps", "2", "--eval-every", "1",
                         "--data", str(world["corpus"]), "--vocab-size", "300", "--seq-len", "32",
                         "--batch-size", "4", "--cache-dir", str(world["cache"]), "--out",
                         str(tmp_path / "demo")], stdout=log, stderr=log, env=ENV, check=True,

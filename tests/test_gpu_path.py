@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from devices import needs_cuda
-from snsm.cli import main
-from snsm.measure.speed import measure_speed, speed_device
-from snsm.train import parallel
-from snsm.train.config import config_from_dict
+from snsm_workbench.cli import main
+from snsm_workbench.measure.speed import measure_speed, speed_device
+from snsm_workbench.train import parallel
+from snsm_workbench.train.config import config_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "gpu_check.py"
@@ -53,7 +53,7 @@ def test_speed_extra_rows_and_failing_ones_left_out(caplog):
         raise RuntimeError("no kernel")
 
     extra = {"sgd": lambda m: torch.optim.SGD(m.parameters(), lr=0.1), "broken": broken}
-    with caplog.at_level(logging.WARNING, logger="snsm.measure.speed"):
+    with caplog.at_level(logging.WARNING, logger="snsm_workbench.measure.speed"):
         rows = measure_speed(_tiny(), ["adamw_sn"], repeats=1, update_gap=3, extra=extra)
     assert [row["optimizer"] for row in rows] == ["adamw_sn", "sgd"]
     assert "broken left out" in caplog.text
@@ -70,7 +70,7 @@ def test_speed_on_cuda_has_the_fused_baseline():
 
 @needs_cuda
 def test_event_ms_times_queued_work():
-    from snsm.measure.timing import event_ms
+    from snsm_workbench.measure.timing import event_ms
 
     x = torch.randn(2048, 2048, device="cuda")
     assert event_ms(lambda: x @ x, x.device) > 0
@@ -132,7 +132,7 @@ def test_gpu_check_parts_fit_in_eight_minutes(tmp_path):
 
 def test_gpu_check_commands_parse(tmp_path):
     """Every snsm command of the check parses here (argparse exits 2 on a bad flag)."""
-    from snsm.cli import build_parser
+    from snsm_workbench.cli import build_parser
 
     for part in _gpu_check().parts(tmp_path):
         if part["argv"][0] == "snsm":

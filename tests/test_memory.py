@@ -2,9 +2,9 @@ import pytest
 import torch
 
 import snsm
-from snsm.cli import main
-from snsm.measure.memory import memory_rows
-from snsm.measure.models import llama_skeleton
+from snsm_workbench.cli import main
+from snsm_workbench.measure.memory import memory_rows
+from snsm_workbench.measure.models import llama_skeleton
 from test_routing import TinyLM
 
 

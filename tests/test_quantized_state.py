@@ -15,7 +15,7 @@ import torch
 
 import snsm
 from problems import clone_params, grad_stream, make_params, quadratic, run
-from snsm.measure.memory import memory_rows
+from snsm_workbench.measure.memory import memory_rows
 from snsm.optim.plan import GroupHParams, state_layout
 from snsm.optim.sharding import ShardSpec
 from snsm.rules.quantize import (BLOCK, DYNAMIC_EXPONENT, dequantize, dynamic_code, quantize_,

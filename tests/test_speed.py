@@ -1,4 +1,4 @@
-"""snsm.measure.speed.measure_speed: the rows, the timing protocol and argument checks (no speed claims)."""
+"""snsm_workbench.measure.speed.measure_speed: the rows, the timing protocol and argument checks (no speed claims)."""
 
 import json
 import logging
@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 import snsm.optim.update
-import snsm.measure.speed
-from snsm.cli import main
+import snsm_workbench.measure.speed
+from snsm_workbench.cli import main
 from snsm.optim.registry import list_optimizers
-from snsm.measure.speed import measure_speed
+from snsm_workbench.measure.speed import measure_speed
 
 KEYS = {"optimizer", "projector", "step_ms", "refresh_ms", "amortized_ms", "adamw_ms",
         "ratio_vs_adamw", "repeats", "update_gap"}
@@ -35,7 +35,7 @@ def _tiny() -> Tiny:
 
 def test_rows_for_the_requested_optimizers(caplog):
     names = ["adamw_sn", "adamw_snsm", "sgd_sm", "rmsprop_sn"]
-    with caplog.at_level(logging.INFO, logger="snsm.measure.speed"):
+    with caplog.at_level(logging.INFO, logger="snsm_workbench.measure.speed"):
         rows = measure_speed(_tiny(), names, repeats=2, update_gap=5)
     expected = [("adamw_sn", "-"), *(("adamw_snsm", p) for p in PROJECTORS),
                 *(("sgd_sm", p) for p in PROJECTORS), ("rmsprop_sn", "-")]
@@ -84,7 +84,7 @@ def test_regular_steps_never_refresh_while_timed(monkeypatch, update_gap, repeat
     monkeypatch.setattr(snsm.optim.update, "refresh_projector_", counting)
     timed = []  # (update_gap of the timed optimizer, refreshes during the timed step)
 
-    original_time_ms = snsm.measure.speed.time_ms
+    original_time_ms = snsm_workbench.measure.speed.time_ms
 
     def spy_time_ms(step, devices=()):
         before = len(refreshes)
@@ -94,7 +94,7 @@ def test_regular_steps_never_refresh_while_timed(monkeypatch, update_gap, repeat
             timed.append((optimizer.param_groups[0]["update_gap"], len(refreshes) - before))
         return result
 
-    monkeypatch.setattr(snsm.measure.speed, "time_ms", spy_time_ms)
+    monkeypatch.setattr(snsm_workbench.measure.speed, "time_ms", spy_time_ms)
     rows = measure_speed(_tiny(), ["adamw_snsm"], repeats=repeats, update_gap=update_gap,
                          projectors=("uniform",))
     matrices = 2  # the two nn.Linear weights

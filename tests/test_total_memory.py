@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import snsm
-from snsm.measure.memory import rank_hparams, reachable_state_bytes
-from snsm.measure.models import PRESETS
-from snsm.measure.total import SETUPS, galore_8bit_state_bytes, total_row, total_rows
-from snsm.train.models import build_model
+from snsm_workbench.measure.memory import rank_hparams, reachable_state_bytes
+from snsm_workbench.measure.models import PRESETS
+from snsm_workbench.measure.total import SETUPS, galore_8bit_state_bytes, total_row, total_rows
+from snsm_workbench.train.models import build_model
 
 VOCAB, SEQ, BATCH, RANK = 512, 16, 2, 8
 REGISTRY_SETUPS = [name for name, s in SETUPS.items() if s.optimizer != "galore_8bit"]
@@ -55,8 +55,8 @@ def test_weights_gradients_and_state_equal_the_live_bytes(name):
 
 def test_galore_8bit_counts_the_measured_galore_layout_at_8_bits():
     po = pytest.importorskip("pytorch_optimizer")
-    from snsm.bench.peers import build_peer
-    from snsm.measure.peers import bnb8_bytes
+    from snsm_workbench.bench.peers import build_peer
+    from snsm_workbench.measure.peers import bnb8_bytes
 
     model = build_model("tiny", VOCAB, SEQ, seed=0)
     optimizer = build_peer("galore", model)  # rank 32 on the hidden matrices
@@ -89,7 +89,7 @@ def test_the_lean_setups_order_and_fsdp_shrinks_them():
 
 
 def test_cli_total_and_measure(capsys):
-    from snsm.cli import main
+    from snsm_workbench.cli import main
 
     assert main(["memory", "--total", "--model", "llama-1b", "--checkpointing"]) == 0
     out = capsys.readouterr().out

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from snsm.util import checks as check
+from snsm import checks as check
 
 
 @pytest.mark.parametrize("value", [-1.0, math.inf, math.nan, "0.1", None, True])

@@ -2,7 +2,7 @@
 
 The training step (forward, backward, clipping, optimizer) of the tiny LLaMA on Shakespeare,
 AdamW and AdamSNSM each with optimizer.step() and with snsm.step_in_backward, in interleaved
-rounds in one process (snsm.bench.interleaved: medians, warm-up round dropped). Writes
+rounds in one process (snsm_workbench.bench.interleaved: medians, warm-up round dropped). Writes
 OUT/results.json and prints the ratios.
 
     python benchmarks/scripts/in_backward_overhead.py OUT [--rounds 9] [--threads 1]
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-from snsm.bench.contenders import Contender
-from snsm.bench.interleaved import interleaved_step_times
-from snsm.bench.suites import SNSM_ARGS
-from snsm.train.config import TrainConfig, default_lr
-from snsm.train.corpora import load_corpus
-from snsm.train.tokens import prepare_tokens
-from snsm.util.environment import environment
+from snsm_workbench.bench.contenders import Contender
+from snsm_workbench.bench.interleaved import interleaved_step_times
+from snsm_workbench.bench.suites import SNSM_ARGS
+from snsm_workbench.train.config import TrainConfig, default_lr
+from snsm_workbench.train.corpora import load_corpus
+from snsm_workbench.train.tokens import prepare_tokens
+from snsm_workbench.util.environment import environment
 
 
 def main() -> None:

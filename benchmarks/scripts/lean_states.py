@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from snsm.bench.suites import SNSM_ARGS
-from snsm.train.config import TrainConfig
-from snsm.train.loop import train
-from snsm.train.metrics import METRICS_NAME, read_records
-from snsm.util.environment import environment
-from snsm.util.tables import markdown_table
+from snsm_workbench.bench.suites import SNSM_ARGS
+from snsm_workbench.train.config import TrainConfig
+from snsm_workbench.train.loop import train
+from snsm_workbench.train.metrics import METRICS_NAME, read_records
+from snsm_workbench.util.environment import environment
+from snsm_workbench.util.tables import markdown_table
 
 VARIANTS = {  # label -> (weights, extra optimizer arguments, extra harness settings)
     "fp32": ("fp32", {}, {}),

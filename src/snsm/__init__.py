@@ -1,10 +1,10 @@
 """snsm: Subset-Norm and Subspace-Momentum, memory-efficient adaptive optimizers for PyTorch.
 
 The public names: the library (:mod:`snsm.optim`) and the memory measurements
-(:mod:`snsm.measure.memory`). See docs/architecture.md for the layers.
+(:mod:`snsm.memory`). See docs/architecture.md for the layers.
 """
 
-from snsm.measure.memory import estimate_state_bytes, state_bytes
+from snsm.memory import estimate_state_bytes, state_bytes
 from snsm.optim import (SGDSM, SNSM, AdaGrad, AdaGradNorm, AdaGradSN, AdaGradSNSM, AdamSM,
                         AdamSN, AdamSNSM, AdamW, NonFiniteGradientError, OptimizerSpec,
                         RMSpropSN, create_optimizer, get_optimizer_class, get_spec,

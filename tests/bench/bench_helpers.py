@@ -2,7 +2,7 @@
 
 import torch
 
-from snsm.train.corpora import write_smoke_corpus as write_corpus  # noqa: F401 (re-exported)
+from snsm_workbench.train.corpora import write_smoke_corpus as write_corpus  # noqa: F401 (re-exported)
 
 VOCAB = 64
 

@@ -1,7 +1,7 @@
 import pytest
 
 from bench_helpers import VOCAB
-from snsm.train.models import build_model
+from snsm_workbench.train.models import build_model
 
 
 @pytest.fixture

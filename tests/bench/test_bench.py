@@ -4,14 +4,14 @@ import math
 import pytest
 import torch
 
-from snsm.bench import peers
-from snsm.bench.contenders import Contender, ContenderFactory, resolve_plain_lr
+from snsm_workbench.bench import peers
+from snsm_workbench.bench.contenders import Contender, ContenderFactory, resolve_plain_lr
 from snsm.optim.routing import param_groups
-from snsm.bench.run_one import RunResult
-from snsm.bench.suites import SUITES, get_suite, select
-from snsm.bench.summary import summarize
-from snsm.cli import main
-from snsm.train.config import TrainConfig
+from snsm_workbench.bench.run_one import RunResult
+from snsm_workbench.bench.suites import SUITES, get_suite, select
+from snsm_workbench.bench.summary import summarize
+from snsm_workbench.cli import main
+from snsm_workbench.train.config import TrainConfig
 
 from bench_helpers import take_steps, write_corpus
 
@@ -143,10 +143,10 @@ def test_unavailable_peer_is_skipped_with_a_line_in_the_report(tmp_path, monkeyp
 
 
 def test_trainer_hooks_take_data_initial_weights_and_an_optimizer_factory(tmp_path):
-    from snsm.train.corpora import local_files
-    from snsm.train.loop import Trainer
-    from snsm.train.models import build_model
-    from snsm.train.tokens import prepare_tokens
+    from snsm_workbench.train.corpora import local_files
+    from snsm_workbench.train.loop import Trainer
+    from snsm_workbench.train.models import build_model
+    from snsm_workbench.train.tokens import prepare_tokens
 
     data = prepare_tokens(local_files(write_corpus(tmp_path / "corpus")), tmp_path / "cache", 300)
     start = build_model("tiny", data.vocab_size, 32, seed=7).state_dict()

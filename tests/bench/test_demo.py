@@ -4,8 +4,8 @@ import json
 import math
 
 from bench_helpers import write_corpus
-from snsm.bench.demo import run_demo
-from snsm.train.config import TrainConfig
+from snsm_workbench.bench.demo import run_demo
+from snsm_workbench.train.config import TrainConfig
 
 
 def test_demo_trains_three_optimizers_and_reuses_finished_runs(tmp_path):

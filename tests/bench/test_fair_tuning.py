@@ -2,7 +2,7 @@
 
 import math
 
-from snsm.bench.fair_tuning import best_of, neighbours, search
+from snsm_workbench.bench.fair_tuning import best_of, neighbours, search
 
 
 def valley(best_lr):

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from snsm.bench.suites import get_suite
-from snsm.cli import main
+from snsm_workbench.bench.suites import get_suite
+from snsm_workbench.cli import main
 
 
 def test_the_gpu_suite_is_llama_60m_in_bf16_on_cuda_with_the_most_used_peers():

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from snsm.bench import peers
-from snsm.measure.memory import reachable_state_bytes
-from snsm.cli import main
-from snsm.measure.memory import memory_rows
-from snsm.measure.peers import PEER_FORMULAS, peer_state_bytes
+from snsm_workbench.bench import peers
+from snsm_workbench.measure.memory import reachable_state_bytes
+from snsm_workbench.cli import main
+from snsm_workbench.measure.memory import memory_rows
+from snsm_workbench.measure.peers import PEER_FORMULAS, peer_state_bytes
 
 from bench_helpers import take_steps
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import snsm
-from snsm.bench import peers
+from snsm_workbench.bench import peers
 from snsm.optim.routing import hidden_matrices
-from snsm.measure.memory import reachable_state_bytes
+from snsm_workbench.measure.memory import reachable_state_bytes
 
 from bench_helpers import take_steps
 

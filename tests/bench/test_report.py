@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from snsm.bench.report import ROW_KEYS, check_goals, load_results, write_report
+from snsm_workbench.bench.report import ROW_KEYS, check_goals, load_results, write_report
 
 FAKE = Path(__file__).with_name("fake_results.json")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

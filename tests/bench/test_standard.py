@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from snsm.bench.standard import STAGES, Settings, StandardSuite
-from snsm.bench.standard_report import _decomposition_section, with_measured_state
-from snsm.cli import main
+from snsm_workbench.bench.standard import STAGES, Settings, StandardSuite
+from snsm_workbench.bench.standard_report import _decomposition_section, with_measured_state
+from snsm_workbench.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_sigterm_stops_the_suite_and_its_workers(tmp_path):
     """The stages wait on each other in threads: a signal must abort the pool, not wait for
     the rest of the suite (it used to go on training until every stage was done)."""
     out = tmp_path / "record"
-    command = [sys.executable, "-m", "snsm", "bench", "--suite", "standard", "--smoke",
+    command = [sys.executable, "-m", "snsm_workbench", "bench", "--suite", "standard", "--smoke",
                "--out", str(out), "--work", str(tmp_path / "work"),
                "--cache-dir", str(tmp_path / "cache")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

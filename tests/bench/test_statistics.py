@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from snsm.bench.statistics import bootstrap_interval, mean_curve, mean_sd, steps_to_target
+from snsm_workbench.bench.statistics import bootstrap_interval, mean_curve, mean_sd, steps_to_target
 
 
 def test_steps_to_target_interpolates_between_evaluations():

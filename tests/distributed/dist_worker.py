@@ -255,9 +255,9 @@ def harness(out: Path, rank: int, corpus: str, cache: str) -> None:
     """``snsm train --parallel fsdp`` (the CLI's entry point, on every rank) for 6 steps;
     a run saved at step 3 by a Trainer and resumed by a new one; a ``--parallel ddp``
     run of the same config. The two last are compared with the first."""
-    from snsm.cli import main as cli_main
-    from snsm.train.config import TrainConfig
-    from snsm.train.loop import Trainer
+    from snsm_workbench.cli import main as cli_main
+    from snsm_workbench.train.config import TrainConfig
+    from snsm_workbench.train.loop import Trainer
 
     cli_main(harness_argv(out / "whole", corpus, cache))
     whole = Trainer(TrainConfig(resume=str(out / "whole"), quiet=True))  # loads step 6

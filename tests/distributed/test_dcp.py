@@ -10,7 +10,7 @@ import torch
 
 import snsm
 from dist_worker import full_params, make_batches, make_model, relative_difference, train
-from snsm.train.dist_checkpoint import load_model_and_optimizer
+from snsm_workbench.train.dist_checkpoint import load_model_and_optimizer
 
 HPARAMS = {"lr": 1e-2, "projector": "svd", "rank": 2, "update_gap": 3}
 

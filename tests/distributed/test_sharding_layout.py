@@ -10,13 +10,13 @@ import pytest
 import torch
 
 import snsm
-from snsm.cli import main
+from snsm_workbench.cli import main
 from snsm.optim.plan import GroupHParams, state_layout
 from snsm.optim.sharding import ShardProjector, ShardSpec, chunk
-from snsm.measure.peers import peer_state_bytes
+from snsm_workbench.measure.peers import peer_state_bytes
 from snsm.projectors import PROJECTORS
-from snsm.measure.peers import galore_state_bytes
-from snsm.measure.models import llama_skeleton
+from snsm_workbench.measure.peers import galore_state_bytes
+from snsm_workbench.measure.models import llama_skeleton
 
 SHAPES = [(17, 12), (11, 17), (1, 12), (5, 3, 2), (13,)]
 

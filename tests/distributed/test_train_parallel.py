@@ -13,12 +13,12 @@ import pytest
 
 import snsm
 from dist_worker import HARNESS
-from snsm.train import checkpoint as ckpt
-from snsm.train.corpora import load_corpus
-from snsm.train.dist_checkpoint import PREFIX, load_model_and_optimizer
-from snsm.train.loop import _evaluate
-from snsm.train.models import build_model
-from snsm.train.tokens import eval_batches, prepare_tokens
+from snsm_workbench.train import checkpoint as ckpt
+from snsm_workbench.train.corpora import load_corpus
+from snsm_workbench.train.dist_checkpoint import PREFIX, load_model_and_optimizer
+from snsm_workbench.train.loop import _evaluate
+from snsm_workbench.train.models import build_model
+from snsm_workbench.train.tokens import eval_batches, prepare_tokens
 
 
 def test_rank_zero_writes_metrics_config_and_checkpoint_once(checkpoint_run):
@@ -53,7 +53,7 @@ def test_fsdp_run_checkpoint_reshards_into_one_process(checkpoint_run):
 
 
 def test_parallel_mode_outside_torchrun_says_how_to_launch(monkeypatch):
-    from snsm.train import parallel
+    from snsm_workbench.train import parallel
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with pytest.raises(ValueError, match="torchrun --nproc_per_node=N -m snsm train"):

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from snsm.cli import main
+from snsm_workbench.cli import main
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +36,7 @@ def figure(quick_results):
 @pytest.fixture(autouse=True)
 def _one_intra_op_thread():
     """As ``snsm lab`` runs: the lab's tensors are tiny, a thread pool only adds latency."""
-    from snsm.lab.registry import intra_op_threads
+    from snsm_workbench.lab.registry import intra_op_threads
 
     with intra_op_threads(1):
         yield

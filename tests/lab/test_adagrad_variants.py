@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from snsm.lab import adagrad_variants as exp
-from snsm.train.config import TrainConfig
-from snsm.train.models import build_model
+from snsm_workbench.lab import adagrad_variants as exp
+from snsm_workbench.train.config import TrainConfig
+from snsm_workbench.train.models import build_model
 
 # (accumulator shape of a 352 x 128 MLP weight, has a momentum buffer)
 RULES = {"adagrad": ((352, 128), False), "adagrad_norm": ((1,), False),

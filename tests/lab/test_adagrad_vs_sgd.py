@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from snsm.lab import adagrad_vs_sgd as exp
-from snsm.lab.fitting import loglog_slope
+from snsm_workbench.lab import adagrad_vs_sgd as exp
+from snsm_workbench.lab.fitting import loglog_slope
 
 
 def test_quick_ratio_grows_about_linearly_in_d(figure):

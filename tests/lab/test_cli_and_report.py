@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from snsm.lab import EXPERIMENTS, run
-from snsm.lab.report import Question, Result, format_cell, in_range
-from snsm.util.tables import markdown_table
+from snsm_workbench.lab import EXPERIMENTS, run
+from snsm_workbench.lab.report import Question, Result, format_cell, in_range
+from snsm_workbench.util.tables import markdown_table
 
 KEYS = {"experiment", "claim", "figure", "expected", "verdict"}
 
@@ -87,7 +87,7 @@ def test_unknown_experiment_is_a_value_error(tmp_path):
 
 
 def test_human_readable_output_of_one_experiment(tmp_path, capsys):
-    from snsm.cli import main
+    from snsm_workbench.cli import main
 
     assert main(["lab", "memory-sample", "--quick", "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out

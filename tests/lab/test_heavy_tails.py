@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from snsm.lab import heavy_tails as exp
+from snsm_workbench.lab import heavy_tails as exp
 
 
 def test_quick_widening_and_selection(figure):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import snsm
-from snsm.lab import high_probability as exp
+from snsm_workbench.lab import high_probability as exp
 
 
 def test_quick_quantile_rates(figure):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from snsm.lab import memory_sample as exp
-from snsm.lab.fitting import median_or_nan
+from snsm_workbench.lab import memory_sample as exp
+from snsm_workbench.lab.fitting import median_or_nan
 
 
 def test_quick_samples(figure):

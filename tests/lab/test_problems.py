@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from snsm.lab import problems
-from snsm.lab.fitting import first_hit, loglog_slope, median_or_nan, slope
+from snsm_workbench.lab import problems
+from snsm_workbench.lab.fitting import first_hit, loglog_slope, median_or_nan, slope
 
 
 @pytest.mark.parametrize("shape", ["wavy", "pl"])

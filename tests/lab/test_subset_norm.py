@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import snsm
-from snsm.lab import problems, subset_norm
+from snsm_workbench.lab import problems, subset_norm
 
 
 def _run(optimizer, params, grads):

@@ -1,7 +1,7 @@
 import pytest
 
-from snsm.train.config import TrainConfig
-from snsm.train.corpora import write_smoke_corpus
+from snsm_workbench.train.config import TrainConfig
+from snsm_workbench.train.corpora import write_smoke_corpus
 
 write_corpus = write_smoke_corpus  # the small corpus of the harness tests
 

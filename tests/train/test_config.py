@@ -7,7 +7,7 @@ import re
 import pytest
 
 import snsm
-from snsm.train.config import (TrainConfig, add_train_arguments, config_from_args,
+from snsm_workbench.train.config import (TrainConfig, add_train_arguments, config_from_args,
                                config_from_dict, default_lr, load_config_file, parse_opt,
                                parse_opt_value, validate)
 
@@ -251,10 +251,10 @@ def test_opt_pairs():
 
 # --- resume: the saved settings, changes refused or applied -------------------------------
 
-from snsm.train.checkpoint import CheckpointError  # noqa: E402
-from snsm.train.config import (check_paths, read_run_config, resume_changes,  # noqa: E402
+from snsm_workbench.train.checkpoint import CheckpointError  # noqa: E402
+from snsm_workbench.train.config import (check_paths, read_run_config, resume_changes,  # noqa: E402
                                resume_config)
-from snsm.util.errors import ConflictError  # noqa: E402
+from snsm_workbench.util.errors import ConflictError  # noqa: E402
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from snsm.train import corpora
-from snsm.train.corpora import Corpus, hf_streaming, load_corpus, local_files, read_text
+from snsm_workbench.train import corpora
+from snsm_workbench.train.corpora import Corpus, hf_streaming, load_corpus, local_files, read_text
 
 
 def _lines(n, tag="line"):

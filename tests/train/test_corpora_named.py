@@ -2,8 +2,8 @@
 
 import pytest
 
-from snsm.train.config import TrainConfig, check_paths
-from snsm.train.corpora import NAMED_CORPORA, load_corpus
+from snsm_workbench.train.config import TrainConfig, check_paths
+from snsm_workbench.train.corpora import NAMED_CORPORA, load_corpus
 
 
 def test_python_stdlib_is_source_code_split_by_module():

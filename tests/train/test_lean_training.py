@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from snsm.cli import main
-from snsm.cli.train import add_lean_arguments
-from snsm.train import checkpoint as ckpt
-from snsm.train.config import add_train_arguments, apply_lean_flags, config_from_args
-from snsm.train.loop import train
-from snsm.train.metrics import read_records
-from snsm.util.errors import ConflictError
+from snsm_workbench.cli import main
+from snsm_workbench.cli.train import add_lean_arguments
+from snsm_workbench.train import checkpoint as ckpt
+from snsm_workbench.train.config import add_train_arguments, apply_lean_flags, config_from_args
+from snsm_workbench.train.loop import train
+from snsm_workbench.train.metrics import read_records
+from snsm_workbench.util.errors import ConflictError
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -8,11 +8,11 @@ import re
 import pytest
 import torch
 
-from snsm.train import checkpoint as ckpt
-from snsm.train.config import TrainConfig, validate
-from snsm.train.loop import Trainer, TrainingError, lr_factor, train
-from snsm.train.metrics import evaluation_rows, read_records
-from snsm.util.errors import ConflictError
+from snsm_workbench.train import checkpoint as ckpt
+from snsm_workbench.train.config import TrainConfig, validate
+from snsm_workbench.train.loop import Trainer, TrainingError, lr_factor, train
+from snsm_workbench.train.metrics import evaluation_rows, read_records
+from snsm_workbench.util.errors import ConflictError
 
 
 def test_lr_schedule_warms_up_linearly_then_decays_to_the_floor():

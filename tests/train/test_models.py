@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from snsm.measure.models import ModelShape as ModelPreset
-from snsm.train.models import PRESETS, build_model, count_parameters, model_config
+from snsm_workbench.measure.models import ModelShape as ModelPreset
+from snsm_workbench.train.models import PRESETS, build_model, count_parameters, model_config
 
 
 def expected_parameters(preset: str, vocab: int) -> int:

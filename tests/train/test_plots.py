@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from snsm.train.plots import plot_curves
+from snsm_workbench.train.plots import plot_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,13 +9,13 @@ import sys
 import torch
 
 from processes import wait_for_step
-from snsm.train import checkpoint as ckpt
+from snsm_workbench.train import checkpoint as ckpt
 
 DETERMINISTIC = ("step", "tokens", "loss", "lr", "grad_norm", "val_loss")
 
 
 def _command(corpus_dir, cache, out, *extra):
-    return [sys.executable, "-m", "snsm", "train", "--preset", "tiny", "--optimizer",
+    return [sys.executable, "-m", "snsm_workbench", "train", "--preset", "tiny", "--optimizer",
             "adamw_snsm", "--opt", "rank=8", "--opt", "update_gap=7", "--data", str(corpus_dir),
             "--vocab-size", "300", "--seq-len", "32", "--batch-size", "4", "--steps", "30",
             "--eval-every", "10", "--save-every", "5", "--cache-dir", str(cache), "--out",
@@ -39,7 +39,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, corpu
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert ckpt.load_checkpoint(killed)["step"] < 30
-    subprocess.run([sys.executable, "-m", "snsm", "train", "--resume", str(killed), "--quiet"],
+    subprocess.run([sys.executable, "-m", "snsm_workbench", "train", "--resume", str(killed), "--quiet"],
                    check=True, capture_output=True)
 
     want, got = ckpt.load_checkpoint(reference), ckpt.load_checkpoint(killed)

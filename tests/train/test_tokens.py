@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from snsm.train import tokens
-from snsm.train.corpora import Corpus, shakespeare
-from snsm.train.tokens import EOT, eval_batches, get_batch, prepare_tokens, train_tokenizer
+from snsm_workbench.train import tokens
+from snsm_workbench.train.corpora import Corpus, shakespeare
+from snsm_workbench.train.tokens import EOT, eval_batches, get_batch, prepare_tokens, train_tokenizer
 
 WORDS = ("thou art the king of night and day whose crown is made of stars and rain "
          "my lord the queen hath sent for thee to speak of love and war").split()
@@ -70,7 +70,7 @@ def test_cache_is_reused_without_retraining(tmp_path, corpus, monkeypatch, caplo
         raise AssertionError("the tokenizer was retrained")
 
     monkeypatch.setattr(tokens, "train_tokenizer", boom)
-    with caplog.at_level(logging.INFO, logger="snsm.train.tokens"):
+    with caplog.at_level(logging.INFO, logger="snsm_workbench.train.tokens"):
         second = prepare_tokens(corpus, tmp_path, vocab_size=300)
     assert "reusing token cache" in caplog.text
     assert second.cache_dir == first.cache_dir
@@ -177,7 +177,7 @@ def test_real_shakespeare_tokens(tmp_path):
 
 def test_a_long_data_name_gives_a_bounded_cache_folder(tmp_path, corpus):
     """A 240-character file name made the entry's folder name exceed 255 bytes (ENAMETOOLONG)."""
-    from snsm.train.corpora import local_files
+    from snsm_workbench.train.corpora import local_files
 
     path = tmp_path / ("w" * 240 + ".txt")
     path.write_text("".join(corpus.train))

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from snsm.optim.optimizer import SNSM
 from snsm.optim.sharding import is_dtensor
-from snsm.util.checks import check_int
+from snsm.checks import check_int
 
 
 def clip_per_parameter_(grad: Tensor, max_norm: float, norm: Tensor | None = None) -> Tensor:

@@ -18,7 +18,7 @@ from snsm.projectors import PROJECTORS
 from snsm.rules import ACCUMULATORS, MOMENTUM_RULES, REFRESH_RULES, SUBSET_RULES
 from snsm.rules.bf16 import BF16_UPDATES, resolve_bf16_update
 from snsm.rules.quantize import STATE_PRECISIONS
-from snsm.util import checks as check
+from snsm import checks as check
 
 logger = logging.getLogger(__name__)
 

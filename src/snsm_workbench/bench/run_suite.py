@@ -1,0 +1,186 @@
+"""``run_suite``: tune, train every contender over its seeds, summarize, write the record.
+
+Order: AdamW first (the baseline, and the lr of the ``plain group at AdamW's lr``
+ablation), then ours, the ablations (at the tuned lr of ``LR_FROM``), then peers.
+A peer that is not installed, or that fails, is skipped with its reason.
+Output folder: ``results.json``, ``report.md``, ``val_loss.png``, ``pareto.png``,
+``config.json`` (the suite) and ``environment.json`` (machine and package versions).
+Per-run folders go to the work folder (not part of the record).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from snsm_workbench.bench import peers as peer_lib
+from snsm_workbench.bench.contenders import Contender, resolve_plain_lr
+from snsm_workbench.bench.report import write_report
+from snsm_workbench.bench.run_one import RunResult, run_one
+from snsm_workbench.bench.suites import LR_FROM, Suite
+from snsm_workbench.bench.summary import summarize
+from snsm_workbench.bench.tuning import tune_lr
+from snsm_workbench.measure.memory import memory_rows
+from snsm_workbench.train.config import TrainConfig
+from snsm_workbench.train.corpora import load_corpus
+from snsm_workbench.train.tokens import prepare_tokens
+from snsm_workbench.util.environment import environment, package_version
+
+logger = logging.getLogger(__name__)
+
+VERSIONED = ("snsm", "torch", "transformers", "tokenizers", "numpy", "pytorch_optimizer",
+             "adam-mini", "bitsandbytes", "lion-pytorch", "matplotlib")
+
+
+def _ordered(contenders: tuple[Contender, ...]) -> list[Contender]:
+    """AdamW first, then ours, the ablations (which take ours' tuned lr), then the peers."""
+    def order(c: Contender) -> tuple[bool, int]:
+        return c.label != "adamw", 1 if c.label in LR_FROM else (2 if c.peer else 0)
+    return sorted(contenders, key=order)
+
+
+def _contender_info(c: Contender) -> dict:
+    if c.peer:
+        peer = peer_lib.get_peer(c.optimizer)
+        return {"kind": "peer", "package": peer.package, "version": package_version(peer.package),
+                "license": peer.license, "description": peer.routing}
+    return {"kind": "ours", "package": "snsm", "version": package_version("snsm"),
+            "license": "Apache-2.0", "description": c.describe()}
+
+
+def memory_at_scale() -> dict:
+    """``snsm memory`` rows at LLaMA-1B, bf16 states, rank 512, bases not counted (the paper's)."""
+    rows = memory_rows("llama-1b", torch.bfloat16, 512, include_bases=False, peers=True)
+    pct = next(r["pct_of_adamw"] for r in rows if r["optimizer"] == "adamw_snsm")
+    return {"setting": "LLaMA-1B, bf16 states, rank 512, projector bases not counted",
+            "adamw_snsm_pct": pct, "rows": rows}
+
+
+@dataclasses.dataclass
+class SuiteOptions:
+    """Overrides of a suite from the command line (None: the suite's)."""
+
+    steps: int | None = None
+    seeds: int | None = None
+    tune: bool | None = None
+    cache_dir: str | None = None
+    pretrain_steps: int | None = None  # finetune suite only
+    data: str | None = None  # a local text file or folder instead of Shakespeare
+    seq_len: int | None = None
+    batch_size: int | None = None
+    vocab_size: int | None = None
+    timing_rounds: int = 5  # interleaved step-time rounds after the runs (0: the runs' medians)
+    device: str | None = None  # auto, cpu or cuda (None: the suite's)
+
+
+def _base_config(suite: Suite, options: SuiteOptions) -> tuple[TrainConfig, int]:
+    steps = options.steps or suite.steps
+    extra = {key: value for key in ("cache_dir", "data", "seq_len", "vocab_size")
+             if (value := getattr(options, key)) is not None}
+    base = TrainConfig(preset=suite.preset, steps=steps, device=options.device or suite.device,
+                       bf16=suite.bf16,
+                       batch_size=options.batch_size or suite.batch_size,
+                       eval_every=min(suite.eval_every, steps), eval_batches=suite.eval_batches,
+                       save_every=steps, seed=0, quiet=True, **extra)
+    return base, max(2, min(suite.tune_steps, steps))
+
+
+def run_suite(suite: Suite, out: str | os.PathLike, work: str | os.PathLike,
+              options: SuiteOptions | None = None) -> dict:
+    """Run ``suite``; writes the record into ``out`` and returns the results dict."""
+    options = options or SuiteOptions()
+    out, work = Path(out), Path(work)
+    out.mkdir(parents=True, exist_ok=True)
+    base, tune_steps = _base_config(suite, options)
+    tune = suite.tune if options.tune is None else options.tune
+    corpus = load_corpus(base.data)
+    source = prepare_tokens(corpus, Path(base.cache_dir).expanduser(), base.vocab_size)
+    data, initial_state, data_name = source, None, corpus.name
+    if suite.finetune:
+        from snsm_workbench.bench.finetune import finetune_data, pretrain
+
+        pretrain_steps = options.pretrain_steps or suite.finetune["pretrain_steps"]
+        initial_state = pretrain(base, source, pretrain_steps, work / "pretrain")
+        data, data_name = finetune_data(source, work), f"kjv ({corpus.name} tokenizer)"
+    lrs: dict[str, float] = {}
+    runs: dict[str, list[RunResult]] = {}
+    tuning, skipped, info = {}, [], {}
+    for c in _ordered(suite.contenders):
+        try:
+            lr = lrs.get(LR_FROM.get(c.label), c.lr)
+            plain_lr = resolve_plain_lr(c, lrs.get("adamw"))
+            if tune and c.grid:
+                lr, scores = tune_lr(c, base, tune_steps, work / "tune", plain_lr, data,
+                                     initial_state)
+                tuning[c.label] = {"steps": tune_steps, "chosen": lr, "grid": {
+                    f"{k:g}": (None if v == float("inf") else round(v, 4))
+                    for k, v in scores.items()}}
+            seeds = c.seeds or options.seeds or suite.seeds
+            runs[c.label] = [run_one(c, lr, plain_lr, base, seed,
+                                     work / "runs" / c.label / f"seed{seed}", data, initial_state)
+                             for seed in range(seeds)]
+            lrs[c.label] = lr
+            info[c.label] = {**_contender_info(c), "plain_lr": plain_lr}
+        except peer_lib.PeerUnavailable as exc:
+            skipped.append({"optimizer": c.label, "reason": str(exc)})
+            logger.warning("bench: skipping %s: %s", c.label, exc)
+        except Exception as exc:  # a failing peer is reported, ours are bugs: re-raised
+            if not c.peer:
+                raise
+            skipped.append({"optimizer": c.label, "reason": f"failed: {type(exc).__name__}: "
+                                                              f"{exc}"})
+            logger.exception("bench: %s failed; skipped", c.label)
+    timings = None
+    if options.timing_rounds:
+        from snsm_workbench.bench.interleaved import interleaved_step_times
+
+        timed = [(c, lrs[c.label], resolve_plain_lr(c, lrs.get("adamw")))
+                 for c in _ordered(suite.contenders) if c.label in runs]
+        timings = interleaved_step_times(timed, base, data, rounds=options.timing_rounds,
+                                         initial_state=initial_state)
+    rows, curves = summarize(runs, lrs, timings=timings)
+    config = {**base.to_dict(), "seq_len": base.seq_len or _preset_seq_len(base.preset),
+              "data_name": data_name, "tune": tune, "tune_steps": tune_steps if tune else None,
+              "suite": dataclasses.asdict(replace(suite, contenders=())), "out": None}
+    results = {"suite": suite.name, "config": config, "rows": rows, "curves": curves,
+               "tuning": tuning, "skipped": skipped, "contenders": info,
+               "peers": [c.label for c in suite.contenders if c.peer],
+               "memory_at_scale": memory_at_scale(),
+               "note": _note(suite, tune, tune_steps, options)}
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "config.json").write_text(json.dumps(
+        {"suite": suite.name, "options": dataclasses.asdict(options), "train": config,
+         "contenders": [dataclasses.asdict(c) for c in suite.contenders]}, indent=2) + "\n")
+    (out / "environment.json").write_text(json.dumps(environment(VERSIONED), indent=2) + "\n")
+    write_report(results, out)
+    return results
+
+
+def _preset_seq_len(preset: str) -> int:
+    from snsm_workbench.train.models import PRESETS
+    return PRESETS[preset].seq_len
+
+
+def _note(suite: Suite, tune: bool, tune_steps: int, options: SuiteOptions) -> str:
+    parts = []
+    if tune:
+        parts.append(f"Learning rates tuned on a {tune_steps}-step budget (seed 0, same "
+                     f"schedule compressed), best final validation loss; then every contender "
+                     f"trained at its chosen lr.")
+    seeded = sorted({c.seeds for c in suite.contenders if c.seeds and c.seeds != suite.seeds})
+    if seeded:
+        parts.append(f"Peers and ablations ran {', '.join(map(str, seeded))} seed(s) (time "
+                     f"budget); our three ran the suite's seed count.")
+    if suite.finetune:
+        pretrain_steps = options.pretrain_steps or suite.finetune["pretrain_steps"]
+        parts.append(f"Fine-tuning: the tiny model pre-trained {pretrain_steps}"
+                     f" AdamW steps on Shakespeare, continued on the King James Bible "
+                     f"(tokenized with the Shakespeare tokenizer) by each optimizer at its "
+                     f"recommended lr.")
+    return " ".join(parts)

@@ -1,0 +1,117 @@
+"""Command line: ``snsm list | memory | speed | train | demo | lab | bench``.
+
+One module per subcommand, each with ``add_parser(subparsers)``; they parse
+arguments and print, and call the layers below for everything else.
+
+Errors a user can act on (a bad setting or path, a refused resume, a folder in use,
+a full disk, no permission) print one line, ``snsm: error: <message>``, on stderr and
+exit with 2; a run whose losses stay non-finite exits with 1; a run stopped by SIGINT
+or SIGTERM exits with 130 or 143 after saving. ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import logging
+import signal
+import sys
+import threading
+
+from snsm_workbench.cli import bench, lab, memory, optimizers, speed, train
+from snsm_workbench.util.errors import ConflictError, Interrupted, TrainingError
+
+USAGE_ERROR = 2
+DIVERGED = 1  # TrainingError: the losses stayed non-finite
+# OSErrors that come from the user's machine or paths, not from a bug.
+PLAIN_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
+                errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
+EXPECTED = (ValueError, FileNotFoundError, PermissionError, ConflictError, ImportError)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``snsm train: error: ... (see snsm train --help)``."""
+
+    def error(self, message: str):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="snsm", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of one line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in (optimizers, memory, speed, train, lab, bench):
+        command.add_parser(sub)
+    for subparser in sub.choices.values():  # `snsm train ... --debug` works too
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                               help=argparse.SUPPRESS)
+    return parser
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an error the user can act on (printed as one line)."""
+    if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, PermissionError)):
+        return exc.errno in PLAIN_ERRNOS
+    return isinstance(exc, EXPECTED)
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (an OSError's reason and file, no [Errno N])."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM outside a training run: stop like Ctrl-C does (no save to make here)."""
+    raise Interrupted(signum, "SIGTERM: stopped")
+
+
+@contextlib.contextmanager
+def _sigterm_stops():
+    """SIGTERM raises Interrupted while the command runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def exit_code(exc: BaseException) -> int | None:
+    """Print the one line ``exc`` deserves and return the exit code; None: not an error a
+    user can act on (the caller re-raises it, with its traceback)."""
+    if isinstance(exc, Interrupted):
+        if not exc.reported:  # a run logs what it saved and how to resume
+            print(f"snsm: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        print("snsm: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    if isinstance(exc, TrainingError) or (isinstance(exc, Exception) and is_user_error(exc)):
+        print(f"snsm: error: {one_line(exc)}", file=sys.stderr)
+        return DIVERGED if isinstance(exc, TrainingError) else USAGE_ERROR
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    with _sigterm_stops():
+        try:
+            return args.run(args)
+        except BaseException as exc:
+            code = None if args.debug else exit_code(exc)
+            if code is None:
+                raise
+            return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

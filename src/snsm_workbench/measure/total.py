@@ -1,0 +1,164 @@
+r"""Total training memory per GPU: weights, gradients, optimizer state and activations.
+
+``snsm memory --total`` counts, for each setup users compare, the bytes one GPU
+holds (FSDP2: shard 0's share, the largest; ``torch.chunk`` pieces on dim 0):
+
+* **weights**: every parameter in the setup's weight dtype. Under ``torch.amp`` the
+  fp32 weights are the master copy (autocast casts them per op), so no second copy.
+* **gradients**: the full gradient buffer in the weight dtype; with updates inside
+  the backward pass (:func:`snsm.step_in_backward`, GaLore's per-layer updates)
+  only the largest parameter's gradient is live at a time. Both run on one GPU
+  only (DDP and FSDP2 reduce the gradients after the hooks fire), so those setups
+  have no row for more GPUs.
+* **state**: the optimizer's, from the layout that allocates it
+  (:func:`snsm_workbench.measure.memory.estimate_state_bytes`); GaLore 8-bit from its layout:
+  two 8-bit moments (bitsandbytes: one fp32 absmax per 256 elements, tensors under
+  4096 elements in fp32) of the projected gradient plus the bf16 basis for the
+  block matrices, 8-bit Adam for the rest.
+* **activations** (an estimate, not a measurement): what the backward pass keeps
+  per token, in the activation dtype a (2 bytes under bf16 autocast), for a LLaMA
+  block of width h and MLP width f with fused (SDPA) attention: the two norm
+  inputs, the normalized input, q, k, v, the attention output (2h + h + 3h + h)
+  and the MLP's input, gate, up, activation and product (h + 4f), so
+  :math:`a (8h + 4f)` per layer; with activation checkpointing, the block input
+  h per layer plus one block's :math:`8h + 4f` while it is recomputed. Plus the
+  embedding output and the logits: V in a, and twice V in fp32 for the loss
+  (the upcast logits and the log-softmax).
+
+The weights, gradients and state equal the bytes of the live tensors of a real
+step (tested on small presets); ``snsm memory --measure`` puts a measured peak
+beside the estimate. FSDP2's per-block all-gather and reduce-scatter buffers are
+not counted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from snsm.memory import estimate_state_bytes
+from snsm_workbench.measure.memory import GIB, rank_hparams
+from snsm_workbench.measure.models import PRESETS, ModelShape, llama_skeleton
+from snsm_workbench.measure.peers import FP32, bnb8_bytes
+from snsm.optim.routing import hidden_matrices
+from snsm.optim.sharding import ShardSpec
+from snsm.projectors import SVDProjector
+
+GALORE_8BIT = "galore_8bit"
+PARTS = ("weights", "gradients", "state", "activations", "total")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One way to train: the optimizer (a registry name or ``galore_8bit``), the dtype of
+    the weights (and gradients) and of the full-precision state, and whether each
+    parameter is updated inside the backward pass."""
+
+    name: str
+    optimizer: str
+    weights: torch.dtype
+    states: torch.dtype
+    in_backward: bool
+    description: str
+    state_precision: str = "full"  # "8bit": blockwise 8-bit momenta (snsm's state_precision)
+
+    @property
+    def hparams(self) -> dict:
+        """The optimizer's own arguments for this setup (beside the rank)."""
+        return {} if self.state_precision == "full" else {"state_precision": self.state_precision}
+
+
+SETUPS: dict[str, Setup] = {s.name: s for s in (
+    Setup("adamw-amp", "adamw", torch.float32, torch.float32, False,
+          "AdamW, torch.amp: fp32 weights (the master copy), fp32 gradients and state"),
+    Setup("adamw-bf16", "adamw", torch.bfloat16, torch.bfloat16, False,
+          "AdamW in pure bf16"),
+    Setup("galore-8bit-per-layer", GALORE_8BIT, torch.bfloat16, torch.bfloat16, True,
+          "GaLore's 7B setup: bf16, 8-bit Adam states, per-layer updates (one GPU)"),
+    Setup("adamw_snsm-bf16", "adamw_snsm", torch.bfloat16, torch.bfloat16, False,
+          "AdamSNSM in pure bf16"),
+    Setup("adamw_snsm-bf16-in-backward", "adamw_snsm", torch.bfloat16, torch.bfloat16, True,
+          "AdamSNSM in pure bf16, steps inside the backward pass"),
+    Setup("adamw_snsm-bf16-8bit-in-backward", "adamw_snsm", torch.bfloat16, torch.bfloat16, True,
+          "AdamSNSM in pure bf16, 8-bit states, steps inside the backward pass",
+          state_precision="8bit"),
+)}
+
+
+def _itemsize(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def _local_numel(param: nn.Parameter, world_size: int) -> int:
+    if world_size == 1 or param.dim() == 0:
+        return param.numel()
+    return math.prod(ShardSpec.for_shard(tuple(param.shape), 0, world_size).local_shape)
+
+
+def galore_8bit_state_bytes(model: nn.Module, rank: int, basis_dtype: torch.dtype,
+                            include_bases: bool = True) -> int:
+    """GaLore 8-bit's state on one GPU (see the module doc)."""
+    hidden = {id(p) for p in hidden_matrices(model)}
+    total = 0
+    for param in model.parameters():
+        if id(param) not in hidden:
+            total += bnb8_bytes(param.numel())
+            continue
+        matrix = (param.shape[0], math.prod(param.shape[1:]))
+        total += bnb8_bytes(math.prod(SVDProjector().low_shape(matrix, rank)))
+        if include_bases:
+            (basis_shape, _), = SVDProjector().state_layout(matrix, rank, basis_dtype).values()
+            total += math.prod(basis_shape) * _itemsize(basis_dtype)
+    return total
+
+
+def activation_bytes(shape: ModelShape, tokens: int, checkpointing: bool,
+                     dtype: torch.dtype = torch.bfloat16) -> int:
+    """The activations the backward pass keeps for ``tokens`` tokens (module doc's estimate)."""
+    a = _itemsize(dtype)
+    block = 8 * shape.hidden + 4 * shape.ffn
+    per_token = (shape.layers * shape.hidden + block) if checkpointing else shape.layers * block
+    logits = shape.vocab * (a + 2 * FP32)
+    return tokens * (a * (per_token + shape.hidden) + logits)
+
+
+def total_row(model: nn.Module, shape: ModelShape, setup: Setup, rank: int, tokens: int,
+              checkpointing: bool, world_size: int = 1, include_bases: bool = True) -> dict:
+    """Bytes per GPU of one setup: weights, gradients, state, activations and their total."""
+    itemsize = _itemsize(setup.weights)
+    numels = [_local_numel(p, world_size) for p in model.parameters()]
+    weights = sum(numels) * itemsize
+    gradients = (max(numels) if setup.in_backward else sum(numels)) * itemsize
+    if setup.optimizer == GALORE_8BIT:
+        if world_size > 1:
+            raise ValueError("GaLore's per-layer updates run on one GPU only; "
+                             f"got world_size={world_size}")
+        state = galore_8bit_state_bytes(model, rank, setup.states, include_bases)
+    else:
+        state = estimate_state_bytes(model, setup.optimizer, dtype=setup.states,
+                                     include_bases=include_bases, world_size=world_size,
+                                     **rank_hparams(setup.optimizer, rank), **setup.hparams)
+    activations = activation_bytes(shape, tokens, checkpointing)  # bf16 autocast or pure bf16
+    return {"setup": setup.name, "weights": weights, "gradients": gradients, "state": state,
+            "activations": activations, "total": weights + gradients + state + activations}
+
+
+def total_rows(model_name: str, rank: int, micro_batch: int, seq_len: int | None,
+               checkpointing: bool, world_size: int = 1, include_bases: bool = True
+               ) -> list[dict]:
+    """One row per setup of :data:`SETUPS` for LLaMA ``model_name``, in bytes and GiB."""
+    shape = PRESETS[model_name]
+    skeleton = llama_skeleton(model_name)
+    tokens = micro_batch * (seq_len or shape.seq_len)
+    rows = []
+    for setup in SETUPS.values():
+        if setup.in_backward and world_size > 1:
+            continue  # updates inside the backward pass run on one GPU only
+        row = total_row(skeleton, shape, setup, rank, tokens, checkpointing, world_size,
+                        include_bases)
+        row.update({f"{key}_gib": round(row[key] / GIB, 2) for key in PARTS})
+        rows.append(row)
+    return rows

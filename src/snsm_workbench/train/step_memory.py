@@ -1,0 +1,58 @@
+"""One real training step of a preset, its peak memory measured beside the estimate.
+
+``snsm memory --measure``: for each registry setup of :data:`snsm_workbench.measure.total.SETUPS`,
+a freshly built LLaMA of the preset (random init, the catalogue's vocabulary) takes
+one step at the given micro-batch: forward under bf16 autocast, backward (with
+activation checkpointing if asked), the optimizer's first step (its state is
+allocated inside the meter). The peak is :class:`snsm_workbench.measure.peak.PeakMemory`'s.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from snsm_workbench.measure.models import PRESETS
+from snsm_workbench.measure.peak import PeakMemory
+from snsm_workbench.measure.total import GALORE_8BIT, SETUPS, Setup, total_row
+from snsm_workbench.measure.memory import rank_hparams
+from snsm.optim import create_optimizer, step_in_backward
+from snsm_workbench.train.models import build_model
+
+
+def _optimizer(model, setup: Setup, rank: int):
+    optimizer = create_optimizer(model, setup.optimizer, **rank_hparams(setup.optimizer, rank),
+                                 **setup.hparams)
+    if setup.in_backward:
+        step_in_backward(model, optimizer)
+    return optimizer
+
+
+def measure_step(preset: str, setup: Setup, micro_batch: int, seq_len: int | None,
+                 checkpointing: bool, rank: int, device: str = "cpu") -> dict:
+    """``{"setup", "estimate", "measured"}`` in bytes for one step of ``setup``."""
+    shape = PRESETS[preset]
+    seq_len = seq_len or shape.seq_len
+    model = build_model(preset, shape.vocab, seq_len, seed=0).to(device, setup.weights)
+    if checkpointing:
+        model.gradient_checkpointing_enable()
+    model.train()
+    optimizer = _optimizer(model, setup, rank)
+    tokens = torch.randint(0, shape.vocab, (micro_batch, seq_len),
+                           generator=torch.Generator().manual_seed(0)).to(device)
+    with PeakMemory(device, existing=list(model.parameters())) as meter:
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
+            logits = model(input_ids=tokens).logits
+        F.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten()).backward()
+        del logits
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    estimate = total_row(model, shape, setup, rank, micro_batch * seq_len, checkpointing)
+    return {"setup": setup.name, "estimate": estimate["total"], "measured": meter.peak_bytes}
+
+
+def measure_rows(preset: str, micro_batch: int, seq_len: int | None, checkpointing: bool,
+                 rank: int, device: str = "cpu") -> list[dict]:
+    """:func:`measure_step` for every setup that runs here (GaLore 8-bit needs its package)."""
+    return [measure_step(preset, setup, micro_batch, seq_len, checkpointing, rank, device)
+            for setup in SETUPS.values() if setup.optimizer != GALORE_8BIT]

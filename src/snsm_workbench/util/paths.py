@@ -1,0 +1,25 @@
+"""Checks of folders the workbench writes: raise ValueError or PermissionError naming the path."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+
+def check_writable_folder(name: str, path: str | os.PathLike) -> Path:
+    """A folder that exists and can be written, or that can be created: its nearest existing
+    ancestor is a writable folder. Creates nothing."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} {str(path)!r} is not a folder (a file is in the way)")
+    ancestor = path.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{name} {str(path)!r} cannot be created: {str(ancestor)!r} is a "
+                         f"file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"{name} {str(path)!r} is not writable: no write "
+                                            f"permission on {str(ancestor)!r}")
+    return path
