@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import snsm
-import snsm.optim.optimizer
+import snsm.optim.nonfinite
 from devices import assert_paths_agree
 from optim_db import OPTIM_DB, OptimInfo
 from snsm.optim.plan import GroupHParams, accumulator_dtype
@@ -216,7 +216,7 @@ def test_skip_nonfinite_skips_the_whole_step_and_counts_it(info, caplog):
 def _on_device(device, monkeypatch):
     """The device-side skip of ``skip_nonfinite`` (CUDA's path), forced on the CPU too."""
     if device.type == "cpu":
-        monkeypatch.setattr(snsm.optim.optimizer, "on_device", lambda grads: True)
+        monkeypatch.setattr(snsm.optim.nonfinite, "on_device", lambda grads: True)
 
 
 def test_skip_nonfinite_on_a_device_changes_nothing_but_the_step_count(info, device,

@@ -20,11 +20,62 @@ def test_spec_matches_the_class_it_names(name):
     spec = snsm.get_spec(name)
     parameters = inspect.signature(spec.cls).parameters
     assert list(parameters)[0] == "params" and tuple(parameters)[1:] == spec.options
-    assert parameters["lr"].default == spec.default_lr
+    assert parameters["lr"].default == spec.constructor_lr == spec.cls.constructor_lr
     assert spec.takes_rank == ("rank" in parameters)
     assert spec.takes_projector == ("projector" in parameters)
     assert spec.harness_lr > 0 and (spec.paper_lr is None or spec.paper_lr > 0)
     assert spec.summary and spec.summary == spec.cls.__doc__.strip().splitlines()[0]
+
+
+# The named classes' signatures: (options in order, their defaults); then, keyword-only,
+# foreach=None, maximize=False, compile=False, bf16_update="stochastic", skip_nonfinite=False.
+ADAM = (("lr", 1e-2), ("betas", (0.9, 0.999)), ("eps", 1e-6), ("weight_decay", 0.0))
+SUBSPACE = (("rank", 128), ("projector", "svd"), ("update_gap", 200), ("on_refresh", "reset"),
+            ("seed", 0))
+SUBSET, FULL = (("subset_size", "heuristic"),), (("state_precision", "full"),)
+SIGNATURES = {
+    snsm.AdamSN: (*ADAM, *SUBSET, *FULL),
+    snsm.AdamSNSM: (*ADAM, *SUBSET, *SUBSPACE, *FULL),
+    snsm.AdamSM: (("lr", 1e-3), ADAM[1], ("eps", 1e-8), ADAM[3], *SUBSPACE, *FULL),
+    snsm.AdaGradSN: (("lr", 1e-1), *ADAM[1:], *SUBSET, *FULL),
+    snsm.AdaGradSNSM: (("lr", 1.0), *ADAM[1:], *SUBSET, *SUBSPACE, *FULL),
+    snsm.RMSpropSN: (("lr", 2e-3), *ADAM[1:], *SUBSET, *FULL),
+    snsm.SGDSM: (ADAM[0], ADAM[1], ADAM[3], *SUBSPACE, *FULL),
+    snsm.AdaGradNorm: (("lr", 1e-1), ("eps", 1e-6), ("weight_decay", 0.0)),
+    snsm.AdaGrad: (("lr", 1e-2), ("eps", 1e-10), ("weight_decay", 0.0), *FULL),
+    snsm.AdamW: (("lr", 1e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8), ("weight_decay", 1e-2),
+                 *FULL),  # torch.optim.AdamW's defaults
+}
+KEYWORD_ONLY = (("foreach", None), ("maximize", False), ("compile", False),
+                ("bf16_update", "stochastic"), ("skip_nonfinite", False))
+
+
+@pytest.mark.parametrize("cls", SIGNATURES, ids=lambda cls: cls.__name__)
+def test_named_class_signature_and_options(cls):
+    parameters = list(inspect.signature(cls).parameters.values())
+    assert parameters[0].name == "params"
+    positional = [(p.name, p.default) for p in parameters[1:]
+                  if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    keyword = [(p.name, p.default) for p in parameters[1:]
+               if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert (tuple(positional), tuple(keyword)) == (SIGNATURES[cls], KEYWORD_ONLY)
+    assert cls.options == tuple(name for name, _ in (*SIGNATURES[cls], *KEYWORD_ONLY))
+    assert cls.constructor_lr == SIGNATURES[cls][0][1]
+    assert cls.__module__ == "snsm.optim.named" and cls.__doc__.strip()
+
+
+def test_every_exported_named_class_is_covered():
+    named = {getattr(snsm, name) for name in snsm.__all__
+             if isinstance(getattr(snsm, name), type) and issubclass(getattr(snsm, name), snsm.SNSM)
+             and getattr(snsm, name) is not snsm.SNSM}
+    assert named == set(SIGNATURES)
+
+
+def test_adamw_has_torch_adamw_defaults():
+    ours = inspect.signature(snsm.AdamW).parameters
+    theirs = inspect.signature(torch.optim.AdamW).parameters
+    for name in ("lr", "betas", "eps", "weight_decay"):
+        assert ours[name].default == theirs[name].default, name
 
 
 def test_named_optimizers_keep_their_positional_order_and_refuse_other_options():

@@ -1,4 +1,4 @@
-"""bf16_update="stochastic" (the default; stochastic_rounding=True is its older alias): bf16
+"""bf16_update="stochastic" (the default): bf16
 parameters are updated in float32 and written back with unbiased stochastic rounding, from
 seeded generators (never the global RNG). bf16_update="kahan" shares the paths tested here;
 its accuracy and state are in test_bf16_update.py."""
@@ -147,43 +147,10 @@ def test_compiled_step_matches_eager_to_one_spacing(rule):
 
 
 def test_validated():
-    with pytest.raises(ValueError, match="stochastic_rounding.*'yes'"):
-        snsm.AdamW(make_params(), stochastic_rounding="yes")
     with pytest.raises(ValueError, match="bf16_update.*'exact'"):
         snsm.AdamW(make_params(), bf16_update="exact")
+    with pytest.raises(TypeError, match="stochastic_rounding"):  # the old alias is gone
+        snsm.AdamW(make_params(), stochastic_rounding=True)
     for name in snsm.list_optimizers():
         options = snsm.get_optimizer_class(name).options
-        assert "bf16_update" in options and "stochastic_rounding" in options, name
-
-
-def test_stochastic_rounding_is_an_alias_of_bf16_update():
-    """True is bf16_update="stochastic", False another rule; a contradiction is refused."""
-    params = make_params(dtype=torch.bfloat16)
-    grads = grad_stream(params, steps=3)
-    a, b = clone_params(params), clone_params(params)
-    run(snsm.AdamW(a, stochastic_rounding=True), a, grads)
-    run(snsm.AdamW(b, bf16_update="stochastic"), b, grads)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
-    assert snsm.AdamW(make_params(), stochastic_rounding=False,
-                      bf16_update="kahan").defaults["bf16_update"] == "kahan"
-    with pytest.raises(ValueError, match="stochastic_rounding=True conflicts with "
-                                         "bf16_update='kahan'"):
-        snsm.AdamW(make_params(), stochastic_rounding=True, bf16_update="kahan")
-    with pytest.raises(ValueError, match="stochastic_rounding=False conflicts with "
-                                         "bf16_update='stochastic'"):
-        snsm.AdamW(make_params(), stochastic_rounding=False)
-    assert "stochastic_rounding" not in snsm.AdamW(make_params()).param_groups[0]
-
-
-def test_a_saved_stochastic_rounding_flag_loads_as_its_bf16_update():
-    """A state dict saved before bf16_update existed has stochastic_rounding in its groups."""
-    for flag, rule in ((True, "stochastic"), (False, "nearest")):
-        params = make_params(dtype=torch.bfloat16)
-        saved = snsm.AdamW(params).state_dict()
-        for group in saved["param_groups"]:
-            del group["bf16_update"]
-            group["stochastic_rounding"] = flag
-        optimizer = snsm.AdamW(params, bf16_update="nearest" if flag else "stochastic")
-        optimizer.load_state_dict(saved)
-        assert optimizer.param_groups[0]["bf16_update"] == rule
-        assert "stochastic_rounding" not in optimizer.param_groups[0]
+        assert "bf16_update" in options and "stochastic_rounding" not in options, name

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import snsm
-import snsm.optim.optimizer
+import snsm.optim.nonfinite
 from devices import needs_cuda
 from problems import grad_stream, make_params, run
 
@@ -89,7 +89,7 @@ def test_update_paths_read_nothing_on_the_host(name, foreach, monkeypatch):
 def test_skip_nonfinite_on_a_device_reads_nothing_on_the_host(name, monkeypatch):
     """The finite check and the gated step of ``skip_nonfinite`` off the CPU, a skipped
     step included."""
-    monkeypatch.setattr(snsm.optim.optimizer, "on_device", lambda grads: True)
+    monkeypatch.setattr(snsm.optim.nonfinite, "on_device", lambda grads: True)
     cls, kwargs = CASES[name]
     params = make_params()
     grads = grad_stream(params, 5)

@@ -1,4 +1,4 @@
-"""The named optimizers: a table of rule settings over the generic :class:`SNSM`.
+r"""The named optimizers: each is :class:`SNSM` with its momentum and step-size rules fixed.
 
 | class        | momentum       | step size             | accumulator | bias correction |
 |--------------|----------------|-----------------------|-------------|-----------------|
@@ -13,125 +13,231 @@
 | AdaGrad      | none           | per coordinate        | sum         | no              |
 | AdamW        | ema            | per coordinate        | ema         | yes             |
 
-Each class takes ``params``, then its ``options`` in order (positional or
-keyword; ``state_precision="8bit"`` for all but AdaGradNorm, whose one number per tensor
-is not worth quantizing), then ``foreach``, ``maximize``, ``compile``, ``bf16_update``
-(``"stochastic"``, ``"kahan"`` or ``"nearest"``: bf16 parameters only),
-``stochastic_rounding`` (its older alias) and ``skip_nonfinite`` (keyword only); the rest of SNSM's
-hyperparameters are fixed by its row. Learning rates: a Subset-Norm accumulator sums
-g^2 over a subset of k coordinates, so sqrt(v) is about sqrt(k) times a per-coordinate
+Each class takes ``params``, then its options in order (positional or keyword;
+``state_precision="8bit"`` for all but AdaGradNorm, whose one number per tensor is not worth
+quantizing), then the keyword-only ``foreach``, ``maximize``, ``compile``, ``bf16_update``
+(``"stochastic"``, ``"kahan"`` or ``"nearest"``: bf16 parameters only) and
+``skip_nonfinite``; :class:`SNSM` documents each. Learning rates: a Subset-Norm accumulator
+sums g^2 over a subset of k coordinates, so sqrt(v) is about sqrt(k) times a per-coordinate
 one; the paper uses about 10x Adam's lr for AdamSN and AdamSNSM (5e-2 against 5e-3 at
 LLaMA-60M), 2x for RMSpropSN, and lr 1.0 for AdaGradSNSM.
+
+``options`` (the constructor's hyperparameters after ``params``) and ``constructor_lr`` (its
+default lr) are class attributes, set from the signature (:class:`SNSM`).
 """
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, field
+from typing import Iterable
+
+from torch import Tensor
 
 from snsm.optim.optimizer import SNSM
 
-_SNSM_PARAMETERS = inspect.signature(SNSM).parameters  # read once, to build the signatures
-_KEYWORD_ONLY = ("foreach", "maximize", "compile", "bf16_update", "stochastic_rounding",
-                 "skip_nonfinite")
-_ADAM = ("lr", "betas", "eps", "weight_decay")
-_SUBSPACE = ("rank", "projector", "update_gap", "on_refresh", "seed")
-_8BIT = ("state_precision",)  # for those with momentum or a per-coordinate accumulator
+Params = Iterable[Tensor] | Iterable[dict]
+Betas = tuple[float, float]
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """A named optimizer: its docstring, the hyperparameters it exposes (with defaults
-    where they differ from SNSM's) and the rule settings it fixes."""
+class AdamSN(SNSM):
+    r"""Adam with Subset-Norm step sizes: full EMA momentum, one EMA accumulator per subset.
 
-    doc: str
-    options: tuple[str, ...]
-    fixed: dict
-    defaults: dict = field(default_factory=dict)
+    :math:`p \leftarrow p - \eta \hat m / (\sqrt{\hat v_S} + \epsilon)`, with
+    :math:`v_S \leftarrow \beta_2 v_S + (1 - \beta_2) \sum_{i \in S} g_i^2` per subset S.
+    lr: about 10x AdamW's (the paper: 5e-2 at LLaMA-60M).
+    """
 
-
-RECIPES: dict[str, Recipe] = {
-    "AdamSN": Recipe(
-        "Adam with Subset-Norm step sizes: full EMA momentum, one EMA accumulator per subset.",
-        (*_ADAM, "subset_size", *_8BIT),
-        dict(momentum="ema", accumulator="ema", bias_correction=True)),
-    "AdamSNSM": Recipe(
-        "Adam with Subset-Norm step sizes and Subspace-Momentum (the paper's AdamSNSM).",
-        (*_ADAM, "subset_size", *_SUBSPACE, *_8BIT),
-        dict(momentum="subspace", accumulator="ema", bias_correction=True)),
-    "AdamSM": Recipe(
-        "Adam with Subspace-Momentum and a per-coordinate denominator (Subspace-Momentum "
-        "alone: the ablation between AdamW and AdamSNSM).",
-        (*_ADAM, *_SUBSPACE, *_8BIT),
-        dict(momentum="subspace", accumulator="ema", bias_correction=True, subset_size=1),
-        dict(lr=1e-3, eps=1e-8)),
-    "AdaGradSN": Recipe(
-        "AdaGrad with Subset-Norm step sizes and EMA momentum (beta1 = 0.9, no bias "
-        "correction).", (*_ADAM, "subset_size", *_8BIT),
-        dict(momentum="ema", accumulator="sum", bias_correction=False), dict(lr=1e-1)),
-    "AdaGradSNSM": Recipe(
-        "AdaGrad with Subset-Norm step sizes and Subspace-Momentum (no bias correction).",
-        (*_ADAM, "subset_size", *_SUBSPACE, *_8BIT),
-        dict(momentum="subspace", accumulator="sum", bias_correction=False), dict(lr=1.0)),
-    "RMSpropSN": Recipe(
-        "RMSprop with Subset-Norm step sizes: no momentum, EMA accumulator, no bias "
-        "correction.", (*_ADAM, "subset_size", *_8BIT),
-        dict(momentum="none", accumulator="ema", bias_correction=False), dict(lr=2e-3)),
-    "SGDSM": Recipe(
-        "SGD with Subspace-Momentum: momentum in a rank-r subspace, plain SGD in its "
-        "complement.", ("lr", "betas", "weight_decay", *_SUBSPACE, *_8BIT),
-        dict(momentum="subspace", accumulator="none", bias_correction=False, eps=0.0)),
-    "AdaGradNorm": Recipe(
-        "AdaGrad-Norm: one accumulated squared norm per tensor, no momentum.",
-        ("lr", "eps", "weight_decay"),
-        dict(momentum="none", accumulator="sum", bias_correction=False, subset_size="tensor"),
-        dict(lr=1e-1)),
-    "AdaGrad": Recipe(
-        "Per-coordinate AdaGrad (equals ``torch.optim.Adagrad`` without weight decay).",
-        ("lr", "eps", "weight_decay", *_8BIT),
-        dict(momentum="none", accumulator="sum", bias_correction=False, subset_size=1),
-        dict(eps=1e-10)),
-    "AdamW": Recipe(
-        "Per-coordinate AdamW (equals ``torch.optim.AdamW``), the baseline of the family.",
-        (*_ADAM, *_8BIT),
-        dict(momentum="ema", accumulator="ema", bias_correction=True, subset_size=1),
-        dict(lr=1e-3, eps=1e-8)),
-}
+    def __init__(self, params: Params, lr: float = 1e-2, betas: Betas = (0.9, 0.999),
+                 eps: float = 1e-6, weight_decay: float = 0.0,
+                 subset_size: int | str = "heuristic", state_precision: str = "full", *,
+                 foreach: bool | None = None, maximize: bool = False, compile: bool = False,
+                 bf16_update: str = "stochastic", skip_nonfinite: bool = False):
+        super().__init__(
+            params, lr, betas, eps, weight_decay, momentum="ema", accumulator="ema",
+            bias_correction=True, subset_size=subset_size, state_precision=state_precision,
+            foreach=foreach, maximize=maximize, compile=compile, bf16_update=bf16_update,
+            skip_nonfinite=skip_nonfinite)
 
 
-def _signature(recipe: Recipe) -> inspect.Signature:
-    def parameter(name: str, kind) -> inspect.Parameter:
-        default = recipe.defaults.get(name, _SNSM_PARAMETERS[name].default)
-        return _SNSM_PARAMETERS[name].replace(kind=kind, default=default)
+class AdamSNSM(SNSM):
+    r"""Adam with Subset-Norm step sizes and Subspace-Momentum (the paper's AdamSNSM).
 
-    return inspect.Signature([
-        _SNSM_PARAMETERS["params"],
-        *(parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in recipe.options),
-        *(parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in _KEYWORD_ONLY)])
+    :math:`p \leftarrow p - \eta \, (g + P^T(\hat m - P g)) / (\sqrt{\hat v_S} + \epsilon)`:
+    the momentum m lives in a rank-r subspace P (refreshed every ``update_gap`` steps), the
+    complement gets plain g, the denominator is AdamSN's. lr: about 10x AdamW's (5e-2).
+    """
 
-
-def named_optimizer(name: str, recipe: Recipe) -> type[SNSM]:
-    """The class ``name``: SNSM with ``recipe.fixed`` and the signature of its options."""
-    signature = _signature(recipe)
-
-    def __init__(self, *args, **kwargs):
-        try:
-            bound = signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{name}: {exc}") from None
-        bound.apply_defaults()
-        SNSM.__init__(self, **bound.arguments, **recipe.fixed)
-
-    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    __init__.__signature__ = signature.replace(
-        parameters=[self_parameter, *signature.parameters.values()])
-    __init__.__qualname__ = f"{name}.__init__"
-    return type(name, (SNSM,), {
-        "__init__": __init__, "__doc__": recipe.doc, "__module__": __name__,
-        "options": (*recipe.options, *_KEYWORD_ONLY),
-        "default_lr": float(recipe.defaults.get("lr", _SNSM_PARAMETERS["lr"].default))})
+    def __init__(self, params: Params, lr: float = 1e-2, betas: Betas = (0.9, 0.999),
+                 eps: float = 1e-6, weight_decay: float = 0.0,
+                 subset_size: int | str = "heuristic", rank: int = 128, projector: str = "svd",
+                 update_gap: int = 200, on_refresh: str = "reset", seed: int = 0,
+                 state_precision: str = "full", *, foreach: bool | None = None,
+                 maximize: bool = False, compile: bool = False,
+                 bf16_update: str = "stochastic", skip_nonfinite: bool = False):
+        super().__init__(
+            params, lr, betas, eps, weight_decay, momentum="subspace", accumulator="ema",
+            bias_correction=True, subset_size=subset_size, rank=rank, projector=projector,
+            update_gap=update_gap, on_refresh=on_refresh, seed=seed,
+            state_precision=state_precision, foreach=foreach, maximize=maximize,
+            compile=compile, bf16_update=bf16_update, skip_nonfinite=skip_nonfinite)
 
 
-(AdamSN, AdamSNSM, AdamSM, AdaGradSN, AdaGradSNSM, RMSpropSN, SGDSM, AdaGradNorm, AdaGrad,
- AdamW) = (
-    named_optimizer(name, recipe) for name, recipe in RECIPES.items())
+class AdamSM(SNSM):
+    r"""Adam with Subspace-Momentum and a per-coordinate denominator (Subspace-Momentum
+    alone: the ablation between AdamW and AdamSNSM).
+
+    :math:`p \leftarrow p - \eta \, (g + P^T(\hat m - P g)) / (\sqrt{\hat v} + \epsilon)`,
+    v per coordinate as Adam's. lr: AdamW's (1e-3 by default).
+    """
+
+    def __init__(self, params: Params, lr: float = 1e-3, betas: Betas = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, rank: int = 128,
+                 projector: str = "svd", update_gap: int = 200, on_refresh: str = "reset",
+                 seed: int = 0, state_precision: str = "full", *, foreach: bool | None = None,
+                 maximize: bool = False, compile: bool = False,
+                 bf16_update: str = "stochastic", skip_nonfinite: bool = False):
+        super().__init__(
+            params, lr, betas, eps, weight_decay, momentum="subspace", accumulator="ema",
+            bias_correction=True, subset_size=1, rank=rank, projector=projector,
+            update_gap=update_gap, on_refresh=on_refresh, seed=seed,
+            state_precision=state_precision, foreach=foreach, maximize=maximize,
+            compile=compile, bf16_update=bf16_update, skip_nonfinite=skip_nonfinite)
+
+
+class AdaGradSN(SNSM):
+    r"""AdaGrad with Subset-Norm step sizes and EMA momentum (beta1 = 0.9, no bias
+    correction).
+
+    :math:`p \leftarrow p - \eta m / (\sqrt{v_S} + \epsilon)`, with
+    :math:`v_S \leftarrow v_S + \sum_{i \in S} g_i^2`. lr: about 1e-1.
+    """
+
+    def __init__(self, params: Params, lr: float = 1e-1, betas: Betas = (0.9, 0.999),
+                 eps: float = 1e-6, weight_decay: float = 0.0,
+                 subset_size: int | str = "heuristic", state_precision: str = "full", *,
+                 foreach: bool | None = None, maximize: bool = False, compile: bool = False,
+                 bf16_update: str = "stochastic", skip_nonfinite: bool = False):
+        super().__init__(
+            params, lr, betas, eps, weight_decay, momentum="ema", accumulator="sum",
+            bias_correction=False, subset_size=subset_size, state_precision=state_precision,
+            foreach=foreach, maximize=maximize, compile=compile, bf16_update=bf16_update,
+            skip_nonfinite=skip_nonfinite)
+
+
+class AdaGradSNSM(SNSM):
+    r"""AdaGrad with Subset-Norm step sizes and Subspace-Momentum (no bias correction).
+
+    :math:`p \leftarrow p - \eta \, (g + P^T(m - P g)) / (\sqrt{v_S} + \epsilon)`, with
+    AdaGradSN's summed v_S. lr: about 1.0 (the paper's).
+    """
+
+    def __init__(self, params: Params, lr: float = 1.0, betas: Betas = (0.9, 0.999),
+                 eps: float = 1e-6, weight_decay: float = 0.0,
+                 subset_size: int | str = "heuristic", rank: int = 128, projector: str = "svd",
+                 update_gap: int = 200, on_refresh: str = "reset", seed: int = 0,
+                 state_precision: str = "full", *, foreach: bool | None = None,
+                 maximize: bool = False, compile: bool = False,
+                 bf16_update: str = "stochastic", skip_nonfinite: bool = False):
+        super().__init__(
+            params, lr, betas, eps, weight_decay, momentum="subspace", accumulator="sum",
+            bias_correction=False, subset_size=subset_size, rank=rank, projector=projector,
+            update_gap=update_gap, on_refresh=on_refresh, seed=seed,
+            state_precision=state_precision, foreach=foreach, maximize=maximize,
+            compile=compile, bf16_update=bf16_update, skip_nonfinite=skip_nonfinite)
+
+
+class RMSpropSN(SNSM):
+    r"""RMSprop with Subset-Norm step sizes: no momentum, EMA accumulator, no bias
+    correction.
+
+    :math:`p \leftarrow p - \eta g / (\sqrt{v_S} + \epsilon)`, with AdamSN's EMA v_S.
+    lr: about 2x RMSprop's (the paper: 1e-2 at LLaMA-60M).
+    """
+
+    def __init__(self, params: Params, lr: float = 2e-3, betas: Betas = (0.9, 0.999),
+                 eps: float = 1e-6, weight_decay: float = 0.0,
+                 subset_size: int | str = "heuristic", state_precision: str = "full", *,
+                 foreach: bool | None = None, maximize: bool = False, compile: bool = False,
+                 bf16_update: str = "stochastic", skip_nonfinite: bool = False):
+        super().__init__(
+            params, lr, betas, eps, weight_decay, momentum="none", accumulator="ema",
+            bias_correction=False, subset_size=subset_size, state_precision=state_precision,
+            foreach=foreach, maximize=maximize, compile=compile, bf16_update=bf16_update,
+            skip_nonfinite=skip_nonfinite)
+
+
+class SGDSM(SNSM):
+    r"""SGD with Subspace-Momentum: momentum in a rank-r subspace, plain SGD in its
+    complement.
+
+    :math:`p \leftarrow p - \eta \, (g + P^T(m - P g))` (betas[0] is the momentum's beta;
+    betas[1] is unused). lr: an SGD lr (about 1e-1 on small models).
+    """
+
+    def __init__(self, params: Params, lr: float = 1e-2, betas: Betas = (0.9, 0.999),
+                 weight_decay: float = 0.0, rank: int = 128, projector: str = "svd",
+                 update_gap: int = 200, on_refresh: str = "reset", seed: int = 0,
+                 state_precision: str = "full", *, foreach: bool | None = None,
+                 maximize: bool = False, compile: bool = False,
+                 bf16_update: str = "stochastic", skip_nonfinite: bool = False):
+        super().__init__(
+            params, lr, betas, 0.0, weight_decay, momentum="subspace", accumulator="none",
+            bias_correction=False, rank=rank, projector=projector, update_gap=update_gap,
+            on_refresh=on_refresh, seed=seed, state_precision=state_precision,
+            foreach=foreach, maximize=maximize, compile=compile, bf16_update=bf16_update,
+            skip_nonfinite=skip_nonfinite)
+
+
+class AdaGradNorm(SNSM):
+    r"""AdaGrad-Norm: one accumulated squared norm per tensor, no momentum.
+
+    :math:`p \leftarrow p - \eta g / (\sqrt{v} + \epsilon)`, with
+    :math:`v \leftarrow v + \|g\|^2` per tensor. lr: about 1e-1.
+    """
+
+    def __init__(self, params: Params, lr: float = 1e-1, eps: float = 1e-6,
+                 weight_decay: float = 0.0, *, foreach: bool | None = None,
+                 maximize: bool = False, compile: bool = False,
+                 bf16_update: str = "stochastic", skip_nonfinite: bool = False):
+        super().__init__(
+            params, lr, eps=eps, weight_decay=weight_decay, momentum="none",
+            accumulator="sum", bias_correction=False, subset_size="tensor", foreach=foreach,
+            maximize=maximize, compile=compile, bf16_update=bf16_update,
+            skip_nonfinite=skip_nonfinite)
+
+
+class AdaGrad(SNSM):
+    r"""Per-coordinate AdaGrad (equals ``torch.optim.Adagrad`` without weight decay).
+
+    :math:`p \leftarrow p - \eta g / (\sqrt{v} + \epsilon)`, with
+    :math:`v \leftarrow v + g^2` per coordinate. lr: torch's Adagrad default, 1e-2.
+    """
+
+    def __init__(self, params: Params, lr: float = 1e-2, eps: float = 1e-10,
+                 weight_decay: float = 0.0, state_precision: str = "full", *,
+                 foreach: bool | None = None, maximize: bool = False, compile: bool = False,
+                 bf16_update: str = "stochastic", skip_nonfinite: bool = False):
+        super().__init__(
+            params, lr, eps=eps, weight_decay=weight_decay, momentum="none",
+            accumulator="sum", bias_correction=False, subset_size=1,
+            state_precision=state_precision, foreach=foreach, maximize=maximize,
+            compile=compile, bf16_update=bf16_update, skip_nonfinite=skip_nonfinite)
+
+
+class AdamW(SNSM):
+    r"""Per-coordinate AdamW (equals ``torch.optim.AdamW``, with its defaults), the baseline
+    of the family.
+
+    :math:`p \leftarrow p (1 - \eta \lambda) - \eta \hat m / (\sqrt{\hat v} + \epsilon)`.
+    lr: torch's default, 1e-3; weight decay: torch's default, 1e-2.
+    """
+
+    def __init__(self, params: Params, lr: float = 1e-3, betas: Betas = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, state_precision: str = "full",
+                 *, foreach: bool | None = None, maximize: bool = False,
+                 compile: bool = False, bf16_update: str = "stochastic",
+                 skip_nonfinite: bool = False):
+        super().__init__(
+            params, lr, betas, eps, weight_decay, momentum="ema", accumulator="ema",
+            bias_correction=True, subset_size=1, state_precision=state_precision,
+            foreach=foreach, maximize=maximize, compile=compile, bf16_update=bf16_update,
+            skip_nonfinite=skip_nonfinite)

@@ -3,150 +3,22 @@
 from __future__ import annotations
 
 import inspect
-import logging
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
 from snsm.optim.functional import snsm_update
+from snsm.optim.hyperparameters import (check_hyperparameters, check_same_step_setting,
+                                        check_unknown_keys)
+from snsm.optim.loading import check_same_structure, check_state_shapes
+from snsm.optim.nonfinite import (NonFiniteGradientError, SkipCount, all_finite,
+                                  check_gradients, gated_update)
 from snsm.optim.plan import GroupHParams, state_layout
-from snsm.optim.sharding import (ShardSpec, is_dtensor, needs_collectives, unwrap_state_dict,
-                                 warn_compile_is_eager, wrap_state_dict)
-from snsm.projectors import PROJECTORS
-from snsm.rules import ACCUMULATORS, MOMENTUM_RULES, REFRESH_RULES, SUBSET_RULES
-from snsm.rules.bf16 import BF16_UPDATES, resolve_bf16_update
-from snsm.rules.quantize import STATE_PRECISIONS
-from snsm import checks as check
+from snsm.optim.sharded_state import unwrap_state_dict, wrap_state_dict
+from snsm.optim.sharding import ShardSpec, needs_collectives, warn_compile_is_eager
 
-logger = logging.getLogger(__name__)
-
-# Group keys torch or common tooling may add besides the hyperparameters.
-_EXTRA_GROUP_KEYS = frozenset({"params", "name", "initial_lr"})
-
-
-def check_subset_size(value: Any) -> int | str:
-    """A positive int or one of the named rules."""
-    if isinstance(value, str) and value in SUBSET_RULES:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    raise ValueError(
-        f"subset_size must be a positive int or one of {', '.join(map(repr, SUBSET_RULES))}; "
-        f"got {value!r}")
-
-
-def check_hyperparameters(hparams: dict) -> None:
-    """Validate every hyperparameter present in ``hparams`` (a group or the defaults)."""
-    checks: dict[str, Callable[[Any], Any]] = {
-        "lr": lambda v: check.check_nonnegative("lr", v),
-        "eps": lambda v: check.check_nonnegative("eps", v),
-        "weight_decay": lambda v: check.check_nonnegative("weight_decay", v),
-        "betas": check.check_betas,
-        "momentum": lambda v: check.check_choice("momentum", v, MOMENTUM_RULES),
-        "accumulator": lambda v: check.check_choice("accumulator", v, ACCUMULATORS),
-        "bias_correction": lambda v: check.check_bool("bias_correction", v),
-        "subset_size": check_subset_size,
-        "rank": lambda v: check.check_int("rank", v, 1),
-        "projector": lambda v: check.check_choice("projector", v, PROJECTORS),
-        "update_gap": lambda v: check.check_int("update_gap", v, 1),
-        "on_refresh": lambda v: check.check_choice("on_refresh", v, REFRESH_RULES),
-        "seed": lambda v: check.check_int("seed", v, 0),
-        "use_snsm": lambda v: check.check_bool("use_snsm", v),
-        "state_precision": lambda v: check.check_choice("state_precision", v, STATE_PRECISIONS),
-        "foreach": lambda v: check.check_bool("foreach", v, allow_none=True),
-        "maximize": lambda v: check.check_bool("maximize", v),
-        "compile": lambda v: check.check_bool("compile", v),
-        "bf16_update": lambda v: check.check_choice("bf16_update", v, BF16_UPDATES),
-        "stochastic_rounding": lambda v: check.check_bool("stochastic_rounding", v,
-                                                          allow_none=True),
-    }
-    for key, value in hparams.items():
-        if key in checks:
-            checks[key](value)
-
-
-class NonFiniteGradientError(FloatingPointError):
-    """A gradient holds inf or NaN; the optimizer changed nothing."""
-
-
-def all_finite(grads: list[Tensor]) -> bool:
-    """Whether every gradient is finite: one flag per device, one host sync each; the local
-    shards of DTensors are checked and the verdict all-reduced, so every rank agrees."""
-    flags: dict[torch.device, list[Tensor]] = {}
-    sharded = False
-    for grad in grads:
-        if is_dtensor(grad):
-            grad, sharded = grad.to_local(), True
-        flags.setdefault(grad.device, []).append(torch.isfinite(grad).all())
-    finite = torch.tensor([bool(torch.stack(f).all()) for f in flags.values()]).all()
-    if sharded and dist.is_available() and dist.is_initialized():
-        verdict = finite.to(torch.int32).to(next(iter(flags)))
-        dist.all_reduce(verdict, op=dist.ReduceOp.MIN)
-        return bool(verdict)
-    return bool(finite)
-
-
-def on_device(grads: list[Tensor]) -> bool:
-    """Whether every gradient (a DTensor's local shard) lives off the CPU, where reading a
-    verdict on the host is a host-device sync."""
-    return bool(grads) and all((g.to_local() if is_dtensor(g) else g).device.type != "cpu"
-                               for g in grads)
-
-
-def finite_on_device(grads: list[Tensor]) -> Tensor:
-    """A 0-dim bool tensor on the first gradient's device: whether every gradient is finite,
-    computed without a host sync (several devices' flags are copied device to device; the
-    local shards of DTensors are checked and the verdict all-reduced on the device)."""
-    flags, sharded = [], False
-    for grad in grads:
-        if is_dtensor(grad):
-            grad, sharded = grad.to_local(), True
-        flags.append(torch.isfinite(grad).all())
-    device = flags[0].device
-    finite = torch.stack([flag.to(device, non_blocking=True) for flag in flags]).all()
-    if sharded and dist.is_available() and dist.is_initialized():
-        verdict = finite.to(torch.int32)
-        dist.all_reduce(verdict, op=dist.ReduceOp.MIN)
-        finite = verdict.bool()
-    return finite
-
-
-# Group settings that decide the rules and the state's shapes: a state saved under other
-# values cannot be loaded into this optimizer.
-STRUCTURAL_KEYS = ("momentum", "accumulator", "subset_size", "rank", "projector", "use_snsm",
-                   "state_precision")
-
-
-def check_same_structure(index: int, saved: dict, group: dict) -> None:
-    """ValueError naming the first structural key whose saved value differs from the group's;
-    ``bf16_update`` counts where the group has bf16 parameters and one side is ``"kahan"``
-    (the compensation buffers exist on that side only)."""
-    for key in STRUCTURAL_KEYS:
-        if key in saved and saved[key] != group[key]:
-            raise ValueError(
-                f"cannot load the optimizer state: param group {index} was saved with "
-                f"{key}={saved[key]!r}, this optimizer has {key}={group[key]!r}")
-    kahan = [g.get("bf16_update") == "kahan" for g in (saved, group)]
-    if kahan[0] != kahan[1] and any(p.dtype == torch.bfloat16 for p in group["params"]):
-        raise ValueError(
-            f"cannot load the optimizer state: param group {index} was saved with "
-            f"bf16_update={saved.get('bf16_update')!r}, this optimizer has "
-            f"bf16_update={group['bf16_update']!r} (only 'kahan' keeps a compensation per "
-            f"bf16 parameter)")
-
-
-def check_state_shapes(pid: int, state: dict, layout: dict) -> None:
-    """ValueError unless the saved state of parameter ``pid`` has the layout's keys and shapes."""
-    if set(state) != set(layout):
-        raise ValueError(f"cannot load the optimizer state: parameter {pid} has state keys "
-                         f"{sorted(state)}, this optimizer allocates {sorted(layout)}")
-    for key, value in state.items():
-        if isinstance(value, Tensor) and tuple(value.shape) != tuple(layout[key][0]):
-            raise ValueError(f"cannot load the optimizer state: parameter {pid} has {key} of "
-                             f"shape {tuple(value.shape)}, this optimizer's is "
-                             f"{tuple(layout[key][0])}")
+__all__ = ["SNSM", "NonFiniteGradientError"]
 
 
 class SNSM(torch.optim.Optimizer):
@@ -204,15 +76,21 @@ class SNSM(torch.optim.Optimizer):
             state, 2 bytes per element, keeps the low bits: deterministic) or ``"nearest"``
             (rounded to nearest, as plain PyTorch: updates below half a bf16 spacing are
             lost and training stalls).
-        stochastic_rounding: the older spelling: True is ``bf16_update="stochastic"``, False
-            is another rule; a value that contradicts ``bf16_update`` raises ValueError.
         skip_nonfinite: every step first checks that all gradients are finite (one read of
             the gradients). With a non-finite one, nothing is changed and the step raises
             :class:`NonFiniteGradientError` (a verdict the host must read before the first
             write: one host sync on CUDA), or with ``skip_nonfinite=True`` is skipped and
             counted in ``skipped_steps``: on the CPU with a warning; on CUDA on the device,
-            without a host sync and without a warning (:func:`gated_update`: the step
-            count advances there, and the gated step costs a copy of each tensor).
+            without a host sync and without a warning (:func:`snsm.optim.nonfinite.gated_update`:
+            the step count advances there, and the gated step costs a copy of each tensor).
+            A group key like the others (so ``deepcopy``, pickle and ``state_dict`` carry it),
+            with one value for every group, since it applies to whole steps.
+
+    Everything that controls a step lives in ``defaults`` and the param groups. The instance
+    also holds caches (parameter positions, compiled graphs: rebuilt on demand, never
+    copied), the hooks of :func:`snsm.step_in_backward` (an attachment to a live model: a
+    copy steps normally) and the informational ``skipped_steps`` count (carried by
+    ``deepcopy`` and pickle, not by ``state_dict``).
     """
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float = 1e-2,
@@ -224,28 +102,27 @@ class SNSM(torch.optim.Optimizer):
                  use_snsm: bool = True, state_precision: str = "full",
                  foreach: bool | None = None, maximize: bool = False,
                  compile: bool = False, bf16_update: str = "stochastic",
-                 stochastic_rounding: bool | None = None, skip_nonfinite: bool = False):
+                 skip_nonfinite: bool = False):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
                         eps=eps, weight_decay=weight_decay, momentum=momentum,
                         accumulator=accumulator, bias_correction=bias_correction,
                         subset_size=subset_size, rank=rank, projector=projector,
                         update_gap=update_gap, on_refresh=on_refresh, seed=seed,
                         use_snsm=use_snsm, state_precision=state_precision, foreach=foreach,
-                        maximize=maximize, compile=compile, bf16_update=bf16_update)
-        check_hyperparameters({**defaults, "stochastic_rounding": stochastic_rounding})
-        defaults["bf16_update"] = resolve_bf16_update(bf16_update, stochastic_rounding)
-        self.skip_nonfinite = check.check_bool("skip_nonfinite", skip_nonfinite)
-        self._skipped = 0  # steps skipped on the host (not in state_dict)
-        self._skipped_on_device: Tensor | None = None  # counted on the device
+                        maximize=maximize, compile=compile, bf16_update=bf16_update,
+                        skip_nonfinite=skip_nonfinite)
+        check_hyperparameters(defaults)
+        self._skip_count = SkipCount()
         super().__init__(params, defaults)
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _declare_options(cls)
+
     def add_param_group(self, param_group: dict) -> None:
-        unknown = set(param_group) - set(self.defaults) - _EXTRA_GROUP_KEYS
-        if unknown:
-            raise ValueError(
-                f"unknown param group key(s) {sorted(unknown)}; valid keys: "
-                f"{sorted(set(self.defaults) | {'params', 'name'})}")
+        check_unknown_keys(param_group, self.defaults)
         check_hyperparameters(param_group)
+        check_same_step_setting("skip_nonfinite", param_group, self.param_groups, self.defaults)
         params = param_group["params"]
         if not isinstance(params, set):  # torch refuses sets (unordered) with its own error
             params = [params] if isinstance(params, Tensor) else list(params)
@@ -256,28 +133,32 @@ class SNSM(torch.optim.Optimizer):
                                      f"parameters (got one of dtype {param.dtype})")
         super().add_param_group(param_group)
 
+    def __getstate__(self) -> dict:
+        """torch's (defaults, state, param groups) and the informational skip count."""
+        return {**super().__getstate__(), "_skip_count": SkipCount(self.skipped_steps)}
+
     def __setstate__(self, state: dict) -> None:
-        """Fill the group keys a state dict saved before they existed (``compile``, ...)
-        with this optimizer's defaults, once at load time rather than in every step; a
-        saved ``stochastic_rounding`` flag becomes its ``bf16_update``."""
+        """Fill the group keys a state dict saved before they existed (``compile``,
+        ``skip_nonfinite``, ...) with this optimizer's defaults, once at load time rather
+        than in every step; drop the parameter positions cached for the old groups."""
         super().__setstate__(state)
+        self.__dict__.pop("_positions", None)  # caches of the old groups
+        self.__dict__.pop("_compiled_graphs", None)
+        self.__dict__.setdefault("_skip_count", SkipCount())
         for group in self.param_groups:
-            legacy = group.pop("stochastic_rounding", None)
-            if legacy is not None:
-                group.setdefault("bf16_update", "stochastic" if legacy else "nearest")
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
 
     def state_dict(self) -> dict:
         """As ``torch.optim.Optimizer.state_dict``; the state of a parameter sharded on dim 0
-        (FSDP2) holds DTensors for its keys sharded like it (see :mod:`snsm.optim.sharding`)."""
+        (FSDP2) holds DTensors for its keys sharded like it (:mod:`snsm.optim.sharded_state`)."""
         return wrap_state_dict(self, super().state_dict())
 
     def load_state_dict(self, state_dict: dict) -> None:
         """As ``torch.optim.Optimizer.load_state_dict``, with three differences.
 
         * It refuses (ValueError naming the group, the key and both values) a state
-          whose structural settings differ from this optimizer's (:data:`STRUCTURAL_KEYS`:
+          whose structural settings differ from this optimizer's (:data:`snsm.optim.loading.STRUCTURAL_KEYS`:
           the rules and the state's shapes follow from them), and any state tensor whose
           shape is not the one this optimizer allocates. The other settings (lr, betas,
           eps, weight decay, ...) are taken from the state dict, as torch does.
@@ -354,38 +235,17 @@ class SNSM(torch.optim.Optimizer):
 
     @property
     def skipped_steps(self) -> int:
-        """Steps skipped for non-finite gradients (not in the state dict); reading the count
-        of a device-side skip (``skip_nonfinite`` on CUDA) waits for the device."""
-        on_device_count = self.__dict__.get("_skipped_on_device")
-        host = self.__dict__.get("_skipped", 0)
-        return host if on_device_count is None else host + int(on_device_count)
+        """Steps skipped for non-finite gradients (:class:`snsm.optim.nonfinite.SkipCount`);
+        reading the count of a device-side skip (``skip_nonfinite`` on CUDA) waits for the
+        device."""
+        return self._skip_count.total
 
     def _gradients_are_usable(self) -> bool | Tensor:
-        """Check every gradient before anything changes: RuntimeError for a sparse or
-        complex one; for a non-finite one, False (skip) or NonFiniteGradientError. With
-        ``skip_nonfinite`` and every gradient off the CPU, no host verdict: the 0-dim bool
-        tensor :func:`finite_on_device`, which gates the step on the device."""
-        named = [(i, p.grad) for i, p in enumerate(p for g in self.param_groups
-                                                   for p in g["params"]) if p.grad is not None]
-        for index, grad in named:
-            kind = "sparse" if grad.is_sparse else "complex" if grad.is_complex() else None
-            if kind:
-                raise RuntimeError(f"{type(self).__name__} does not support {kind} gradients "
-                                   f"(parameter {index}); nothing was updated")
-        grads = [grad for _, grad in named]
-        if self.__dict__.get("skip_nonfinite") and on_device(grads):  # lost by deepcopy
-            return finite_on_device(grads)
-        if all_finite(grads):
-            return True
-        bad = next(i for i, grad in named if not all_finite([grad]))
-        if self.skip_nonfinite:
-            self._skipped += 1
-            logger.warning("non-finite gradient in parameter %d: step skipped (%d so far)",
-                           bad, self.skipped_steps)
-            return False
-        raise NonFiniteGradientError(
-            f"non-finite gradient (inf or NaN) in parameter {bad}; nothing was updated. "
-            f"Pass skip_nonfinite=True to skip such steps instead")
+        """:func:`snsm.optim.nonfinite.check_gradients` of every gradient, in order."""
+        params = [p for group in self.param_groups for p in group["params"]]
+        named = [(i, p.grad) for i, p in enumerate(params) if p.grad is not None]
+        return check_gradients(named, self.param_groups[0]["skip_nonfinite"],
+                               self._skip_count, type(self).__name__)
 
     def _position(self, param: Tensor) -> tuple[dict, int]:
         """The group of ``param`` and its index in the optimizer (which seeds its projector)."""
@@ -440,7 +300,7 @@ class SNSM(torch.optim.Optimizer):
             return loss
         finite = usable if isinstance(usable, Tensor) else None
         if finite is not None:
-            self._count_skip_on_device(finite)
+            self._skip_count.add_on_device(finite)
         first_index = 0
         for group in self.param_groups:
             hp = GroupHParams.from_group(group)
@@ -464,42 +324,14 @@ class SNSM(torch.optim.Optimizer):
                         compiled_graphs=compiled_graphs)
         return loss
 
-    def _count_skip_on_device(self, finite: Tensor) -> None:
-        """skipped += not finite, on the device (no host sync; :attr:`skipped_steps` reads it)."""
-        count = self.__dict__.get("_skipped_on_device")
-        if count is None:
-            count = torch.zeros((), dtype=torch.int64, device=finite.device)
-        elif count.device != finite.device:
-            count = count.to(finite.device)
-        self._skipped_on_device = count.add_(finite.logical_not())
+
+def _declare_options(cls: type) -> None:
+    """Set ``cls.options`` (the hyperparameters its constructor accepts beside ``params``, in
+    order) and ``cls.constructor_lr`` (its constructor's default lr), read once here from the
+    signature so that the registry and the harness read attributes instead."""
+    parameters = inspect.signature(cls).parameters
+    cls.options = tuple(name for name in parameters if name != "params")
+    cls.constructor_lr = float(parameters["lr"].default)
 
 
-def gated_update(params: list[Tensor], grads: list[Tensor], states: list[dict],
-                 plans: list, hp: GroupHParams, indices: list[int], foreach: bool,
-                 finite: Tensor) -> None:
-    r"""The step of ``skip_nonfinite`` on a device, skipped there without a host sync.
-
-    Parameter by parameter: snapshot p and its state, step on the gradient (zeros where
-    the flag is false), then keep :math:`x \leftarrow \mathrm{where}(f, x_{new},
-    x_{old})` for p and every state tensor, f the device flag of :func:`finite_on_device`.
-    With f true the result is the ungated step's (bit for bit on the CPU, tested). The cost:
-    a copy and a select of each parameter and state tensor (one parameter's worth of memory
-    at a time), and eager steps (``compile`` is not used here). The step count lives on the
-    host, so it advances on a skipped step too (bias corrections and the refresh schedule
-    count it).
-    """
-    for param, grad, state, plan, index in zip(params, grads, states, plans, indices):
-        old_param = param.clone()
-        old_state = {key: value.clone() for key, value in state.items()
-                     if isinstance(value, Tensor) and key != "step"}
-        grad = torch.where(finite, grad, 0)  # a skipped step refreshes on zeros, not NaN
-        snsm_update([param], [grad], [state], [plan], hp, [index], foreach=foreach)
-        param.copy_(torch.where(finite, param, old_param))
-        for key, old in old_state.items():
-            state[key].copy_(torch.where(finite, state[key], old))
-
-
-# What the registry and the harness read instead of probing signatures: the hyperparameters a
-# class accepts (the named optimizers set their own) and its default lr.
-SNSM.options = tuple(name for name in inspect.signature(SNSM).parameters if name != "params")
-SNSM.default_lr = float(inspect.signature(SNSM).parameters["lr"].default)
+_declare_options(SNSM)

@@ -1,10 +1,10 @@
 """Optimizer names -> specs: ``create_optimizer(model, name, **hparams)``.
 
 A spec is what the command line, the harness, the bench and the tests need to
-know of an optimizer without probing its signature: its class, its default lr
-(the constructor's), the paper's lr where the paper gives one (LLaMA-60M), the
-peak lr the training harness uses on its small models, and which
-hyperparameters it accepts (a rank, a projector, ...).
+know of an optimizer without probing its signature: its class, its constructor's default lr
+(``constructor_lr``), the paper's lr where the paper gives one (LLaMA-60M), the peak lr the
+training harness uses on its small models (``harness_lr``), and which hyperparameters it
+accepts (a rank, a projector, ...).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ class OptimizerSpec:
     paper_lr: float | None = None  # the paper's LLaMA-60M lr, where it gives one
 
     @property
-    def default_lr(self) -> float:
-        return self.cls.default_lr
+    def constructor_lr(self) -> float:
+        """The class constructor's default lr (not the harness's: ``harness_lr``)."""
+        return self.cls.constructor_lr
 
     @property
     def options(self) -> tuple[str, ...]:

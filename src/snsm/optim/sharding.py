@@ -53,11 +53,8 @@ eigendecomposition of G^T G would square the condition number), and its cost
 (m n elements and one transient matrix, once per ``update_gap`` steps) is small
 next to the per-step traffic of FSDP.
 
-State dicts: the sharded keys are DTensors (``Shard(0)`` or ``Shard(1)`` on the
-parameter's mesh dim), so ``torch.distributed.checkpoint`` writes each piece
-once and reshards on load (2 ranks -> 1 process); replicated keys are plain
-tensors, equal on every rank. Meshes: 1-D (FSDP) or one ``Shard(0)`` dim with
-the others ``Replicate`` (HSDP); collectives run on the sharded mesh dim's group.
+State dicts: :mod:`snsm.optim.sharded_state`. Meshes: 1-D (FSDP) or one ``Shard(0)`` dim
+with the others ``Replicate`` (HSDP); collectives run on the sharded mesh dim's group.
 """
 
 from __future__ import annotations
@@ -374,28 +371,3 @@ def needs_collectives(plan: ParamPlan) -> bool:
 def warn_compile_is_eager() -> None:
     logger.warning("compile=True: a param group whose sharded parameters need collectives "
                    "(Subset-Norm over columns, Subspace-Momentum) steps eagerly")
-
-
-def wrap_state_dict(optimizer: torch.optim.Optimizer, state_dict: dict) -> dict:
-    """``state_dict`` with each sharded parameter's sharded state keys as DTensors."""
-    ids = (pid for group in state_dict["param_groups"] for pid in group["params"])
-    for group in optimizer.param_groups:
-        hp = None
-        for param in group["params"]:
-            pid = next(ids)
-            shard = ShardSpec.of(param)
-            if shard is None or pid not in state_dict["state"]:
-                continue
-            hp = hp or GroupHParams.from_group(group)
-            splits = shard.state_splits(shard.plan(hp))
-            state = state_dict["state"][pid]
-            state_dict["state"][pid] = {
-                k: shard.to_dtensor(v, splits[k]) if k in splits else v for k, v in state.items()}
-    return state_dict
-
-
-def unwrap_state_dict(state_dict: dict) -> dict:
-    """``state_dict`` with every DTensor replaced by its local shard."""
-    return {**state_dict, "state": {
-        pid: {k: v.to_local() if is_dtensor(v) else v for k, v in state.items()}
-        for pid, state in state_dict["state"].items()}}

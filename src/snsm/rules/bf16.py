@@ -36,18 +36,6 @@ BF16_UPDATES = ("stochastic", "kahan", "nearest")
 COMPENSATION = "compensation"  # the state key of the Kahan compensation
 
 
-def resolve_bf16_update(bf16_update: str, stochastic_rounding: bool | None) -> str:
-    """``bf16_update``, reconciled with the older ``stochastic_rounding`` flag (an alias:
-    True is ``"stochastic"``, False any other rule); ValueError when the two disagree."""
-    if stochastic_rounding is None or stochastic_rounding == (bf16_update == "stochastic"):
-        return bf16_update
-    wanted = "'stochastic'" if stochastic_rounding else "'nearest' or 'kahan'"
-    raise ValueError(
-        f"stochastic_rounding={stochastic_rounding!r} conflicts with "
-        f"bf16_update={bf16_update!r} (stochastic_rounding is an alias: it asks for "
-        f"bf16_update={wanted}); pass bf16_update alone")
-
-
 def uses_master(dtype: torch.dtype, bf16_update: str) -> bool:
     """Whether a parameter of ``dtype`` is updated through a float32 copy: bf16 parameters
     whose rule is not ``"nearest"``."""
