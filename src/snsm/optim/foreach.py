@@ -14,12 +14,12 @@ from collections import defaultdict
 import torch
 from torch import Tensor
 
-from snsm.optim.plan import GroupHParams, ParamPlan
-from snsm.optim.update import (UpdateRules, apply_update_, numerator, read_accumulator,
-                               refresh_if_due, step_scalars, stochastic_bits)
+from snsm.optim.plan import GroupHParams, ParamPlan, working_dtypes
+from snsm.optim.update import (UpdateRules, apply_update_, numerator, refresh_if_due,
+                               step_scalars, stochastic_bits)
 from snsm.rules.bf16 import COMPENSATION, master_copy, uses_master, write_back_
 from snsm.rules.partition import sum_squares
-from snsm.rules.quantize import read_state, write_state_
+from snsm.rules.precision import close_states_, open_states
 
 _16_BIT = (torch.float16, torch.bfloat16)
 MASTER_PIECE = 1 << 24  # elements of bf16 parameters updated as float32 copies at a time
@@ -58,15 +58,13 @@ def _mul_(tensors: list[Tensor], factor: float) -> None:
 
 
 def _numerators(grads, states, plans, rules: UpdateRules, scalars) -> list[Tensor]:
-    """N per parameter: EMA momenta in one batched lerp (8-bit ones dequantized before
-    and requantized after, per tensor), subspace ones per tensor."""
+    """N per parameter: EMA momenta in one batched lerp, subspace ones per tensor."""
     numers = list(grads)
     ema = [i for i, plan in enumerate(plans) if plan.momentum == "ema"]
     if ema:
-        momenta = [read_state(states[i], "momentum", True, grads[i].dtype) for i in ema]
+        momenta = [states[i]["momentum"] for i in ema]
         torch._foreach_lerp_(momenta, [grads[i] for i in ema], 1 - rules.beta1)
         for i, momentum in zip(ema, momenta):
-            write_state_(states[i], "momentum", momentum, True)
             numers[i] = momentum
     for i, plan in enumerate(plans):
         if plan.momentum == "subspace":
@@ -134,11 +132,21 @@ def _pieces(tensors: list[Tensor], limit: int) -> list[list[int]]:
 
 
 def _update_bucket(params, grads, states, plans, hp: GroupHParams, steps) -> None:
-    """The bucket's update once its step counts and projectors are up to date."""
+    """The bucket's update once its step counts and projectors are up to date, with the states
+    opened as working tensors before and closed after (:mod:`snsm.rules.precision`)."""
     rules = UpdateRules.of(hp)
-    scalars = [step_scalars(step, plan, hp) for step, plan in zip(steps, plans)]
     if rules.maximize:
         grads = torch._foreach_neg(grads)
+    working = open_states(states, [working_dtypes(grad.dtype, plan, rules.accumulator)
+                                   for grad, plan in zip(grads, plans)])
+    _update_working(params, grads, working, plans, hp, steps, rules)
+    close_states_(states, working)
+
+
+def _update_working(params, grads, states, plans, hp: GroupHParams, steps,
+                    rules: UpdateRules) -> None:
+    """The bucket's update on its working states."""
+    scalars = [step_scalars(step, plan, hp) for step, plan in zip(steps, plans)]
     if rules.decays:
         _mul_(params, scalars[0].decay)
     numers = _numerators(grads, states, plans, rules, scalars)
@@ -146,11 +154,8 @@ def _update_bucket(params, grads, states, plans, hp: GroupHParams, steps) -> Non
         for param, numer, s in zip(params, numers, scalars):
             apply_update_(param, numer, None, None, s.step_size)
         return
-    accs = [read_accumulator(state, grad, plan.partition, rules.accumulator)
-            for state, grad, plan in zip(states, grads, plans)]
+    accs = [state["accumulator"] for state in states]
     _accumulate(accs, grads, plans, rules)
-    for state, acc in zip(states, accs):
-        write_state_(state, "accumulator", acc, False)
     denoms = [denom.to(param.dtype)  # float32 accumulators of 16-bit parameters
               for denom, param in zip(_denominators(accs, scalars, rules), params)]
     fast = [i for i, p in enumerate(params)

@@ -17,7 +17,7 @@ from snsm.projectors import BasisProjector, IndexProjector, Layout, Projector, g
 from snsm.rules.momentum import matrix_view_shape
 from snsm.rules.bf16 import COMPENSATION
 from snsm.rules.partition import Partition, resolve_partition
-from snsm.rules.quantize import scale_shape
+from snsm.rules.precision import add_state
 
 
 @dataclass(frozen=True)
@@ -109,29 +109,19 @@ def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams,
     projector = plan.projector or hp.projector
     layout: Layout = {"step": ((), torch.float32)}
     if plan.momentum == "ema":
-        _add_state(layout, "momentum", tuple(shape), dtype, plan.quantized)
+        add_state(layout, "momentum", tuple(shape), dtype, plan.quantized)
     elif plan.momentum == "subspace":
         matrix = matrix_view_shape(shape)
-        _add_state(layout, "momentum", projector.low_shape(matrix, hp.rank), dtype,
+        add_state(layout, "momentum", projector.low_shape(matrix, hp.rank), dtype,
                    plan.quantized, momentum_block_axis(projector, matrix))
         layout.update(projector.state_layout(matrix, hp.rank, dtype))
     if plan.partition is not None:
-        _add_state(layout, "accumulator", plan.partition.state_shape,
+        add_state(layout, "accumulator", plan.partition.state_shape,
                    accumulator_dtype(dtype, plan.partition, hp.accumulator),
                    plan.quantized and plan.partition.per_coordinate)
     if dtype == torch.bfloat16 and hp.bf16_update == "kahan":
         layout[COMPENSATION] = (tuple(shape), torch.bfloat16)
     return layout
-
-
-def _add_state(layout: Layout, key: str, shape: tuple[int, ...], dtype: torch.dtype,
-               quantized: bool, axis: int = 0) -> None:
-    """``layout[key]`` in ``dtype``, or as uint8 codes plus ``key + "_scale"`` (float32)."""
-    if not quantized:
-        layout[key] = (tuple(shape), dtype)
-        return
-    layout[key] = (tuple(shape), torch.uint8)
-    layout[key + "_scale"] = (scale_shape(tuple(shape), axis), torch.float32)
 
 
 def momentum_block_axis(projector: Projector, matrix: tuple[int, int]) -> int:
@@ -160,3 +150,12 @@ def accumulator_dtype(dtype: torch.dtype, partition: Partition, accumulator: str
     if not partition.per_coordinate or (accumulator == "sum" and dtype == torch.float16):
         return torch.float32
     return dtype
+
+
+def working_dtypes(dtype: torch.dtype, plan: ParamPlan, accumulator: str) -> dict:
+    """The dtype of each state key of a full-precision state, for the gradient ``dtype``: an
+    8-bit key opens into it (:func:`snsm.rules.precision.open_state`)."""
+    dtypes = {"momentum": dtype}
+    if plan.partition is not None:
+        dtypes["accumulator"] = accumulator_dtype(dtype, plan.partition, accumulator)
+    return dtypes

@@ -19,13 +19,14 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from snsm.optim.plan import GroupHParams, ParamPlan, accumulator_dtype
+from snsm.optim.plan import GroupHParams, ParamPlan, working_dtypes
 from snsm.projectors import Projector
 from snsm.rules.momentum import (as_matrix, is_refresh, mix_seed, momentum_steps,
                                  refresh_projector_, subspace_numerator)
 from snsm.rules.bf16 import COMPENSATION, master_copy, write_back_
 from snsm.rules.partition import Partition
-from snsm.rules.quantize import read_state, rounding_bits, write_state_
+from snsm.rules.precision import close_state_, open_state
+from snsm.rules.quantize import rounding_bits
 from snsm.rules.step_size import accumulate_, denominator
 
 
@@ -82,11 +83,14 @@ def stochastic_bits(param: Tensor, hp: GroupHParams, index: int, step: int) -> T
 
 def refresh_if_due(grad: Tensor, state: dict, plan: ParamPlan, hp: GroupHParams, step: int,
                    index: int) -> None:
-    """Rebuild a subspace projector on its refresh steps (1, 1 + gap, ...); eager only."""
+    """Rebuild a subspace projector on its refresh steps (1, 1 + gap, ...); eager only. The
+    refresh sees the state as working tensors (:mod:`snsm.rules.precision`)."""
     if plan.momentum == "subspace" and is_refresh(step, hp.update_gap):
         grad2d = as_matrix(-grad if hp.maximize else grad)
-        refresh_projector_(grad2d, state, plan.projector or hp.projector, hp.rank,
+        working = open_state(state, working_dtypes(grad2d.dtype, plan, hp.accumulator))
+        refresh_projector_(grad2d, working, plan.projector or hp.projector, hp.rank,
                            hp.on_refresh, mix_seed(hp.seed, index), step)
+        close_state_(state, working)
 
 
 def numerator(grad: Tensor, state: dict, plan: ParamPlan, rules: UpdateRules,
@@ -96,18 +100,9 @@ def numerator(grad: Tensor, state: dict, plan: ParamPlan, rules: UpdateRules,
     if plan.momentum == "none":
         return grad
     if plan.momentum == "ema":
-        momentum = read_state(state, "momentum", True, grad.dtype).lerp_(grad, 1 - rules.beta1)
-        write_state_(state, "momentum", momentum, True)
-        return momentum
+        return state["momentum"].lerp_(grad, 1 - rules.beta1)
     return subspace_numerator(grad, state, plan.projector or rules.projector, rules.beta1,
                               momentum_correction)
-
-
-def read_accumulator(state: dict, grad: Tensor, partition: Partition, accumulator: str) -> Tensor:
-    """The accumulator v: the state tensor, or an 8-bit one dequantized into the dtype a
-    full-precision one has (:func:`snsm.optim.plan.accumulator_dtype`)."""
-    dtype = accumulator_dtype(grad.dtype, partition, accumulator)
-    return read_state(state, "accumulator", False, dtype)
 
 
 def apply_update_(param: Tensor, numer: Tensor, denom: Tensor | None,
@@ -139,7 +134,9 @@ def update_parameter_(param: Tensor, grad: Tensor, state: dict, plan: ParamPlan,
     """p <- p (1 - lr wd) + s_t N / D for one parameter whose step count and projector
     are already up to date. A bf16 parameter with ``bits`` (:func:`stochastic_bits`) or a
     Kahan compensation in its state is updated as a float32 copy and written back by its
-    ``bf16_update`` rule (:mod:`snsm.rules.bf16`)."""
+    ``bf16_update`` rule (:mod:`snsm.rules.bf16`). The rules see the state as working
+    tensors: 8-bit keys are dequantized before and requantized after, here only
+    (:mod:`snsm.rules.precision`)."""
     compensation = state.get(COMPENSATION)
     if param.dtype == torch.bfloat16 and (bits is not None or compensation is not None):
         master = master_copy(param, compensation)
@@ -148,14 +145,15 @@ def update_parameter_(param: Tensor, grad: Tensor, state: dict, plan: ParamPlan,
         return
     if rules.maximize:
         grad = -grad
+    working = open_state(state, working_dtypes(grad.dtype, plan, rules.accumulator))
     if rules.decays:
         param.mul_(scalars.decay)
-    numer = numerator(grad, state, plan, rules, scalars.momentum_correction)
+    numer = numerator(grad, working, plan, rules, scalars.momentum_correction)
     denom = None
     if plan.partition is not None:
-        acc = read_accumulator(state, grad, plan.partition, rules.accumulator)
+        acc = working["accumulator"]
         accumulate_(acc, grad, plan.partition, rules.accumulator, rules.beta2)
-        write_state_(state, "accumulator", acc, False)
         denom = denominator(acc, scalars.bias_correction2_sqrt,
                             rules.eps).to(param.dtype)  # a float32 accumulator (16-bit param)
     apply_update_(param, numer, denom, plan.partition, scalars.step_size)
+    close_state_(state, working)

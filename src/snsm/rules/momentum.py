@@ -22,7 +22,6 @@ import torch
 from torch import Tensor
 
 from snsm.projectors import Projector
-from snsm.rules.quantize import read_state, write_state_
 
 MOMENTUM_RULES = ("none", "ema", "subspace")
 REFRESH_RULES = ("reset", "project")
@@ -63,19 +62,18 @@ def is_refresh(step: int, update_gap: int) -> bool:
 
 def refresh_projector_(grad2d: Tensor, state: dict, projector: Projector, rank: int,
                        on_refresh: str, seed: int, step: int) -> None:
-    """Rebuild the projector's state from ``grad2d``; reset or re-project the momentum
-    (an 8-bit momentum is dequantized for the projection and requantized)."""
+    """Rebuild the projector's state from ``grad2d``; reset or re-project the momentum.
+    ``state``: working tensors (:mod:`snsm.rules.precision`)."""
     generator = torch.Generator(device="cpu").manual_seed(mix_seed(seed, step))
     carry = on_refresh == "project" and step > 1
+    momentum = state["momentum"]
     if carry:
-        momentum = read_state(state, "momentum", True, grad2d.dtype)
         full = projector.back_add_(torch.zeros_like(grad2d), momentum, state)
     state.update(projector.build(grad2d, rank, generator))
     if carry:
         momentum.copy_(projector.project(full, state))
-        write_state_(state, "momentum", momentum, True)
     else:
-        state["momentum"].zero_()  # code 0 is the value 0 of an 8-bit momentum too
+        momentum.zero_()
 
 
 def subspace_numerator(grad: Tensor, state: dict, projector: Projector, beta1: float,
@@ -84,14 +82,11 @@ def subspace_numerator(grad: Tensor, state: dict, projector: Projector, beta1: f
 
     The projector must already be refreshed for this step (:func:`refresh_projector_`).
     ``correction`` is 1 - b1^tau with bias correction (a number, or tensor data in the
-    compiled path), None without. An 8-bit momentum is updated in a dequantized temporary
-    and requantized.
+    compiled path), None without. ``state``: working tensors (:mod:`snsm.rules.precision`).
     """
     grad2d = as_matrix(grad)
     low = projector.project(grad2d, state)
-    momentum = read_state(state, "momentum", True, low.dtype)
-    momentum.lerp_(low, 1 - beta1)
-    write_state_(state, "momentum", momentum, True)
+    momentum = state["momentum"].lerp_(low, 1 - beta1)
     m_hat = momentum if correction is None else momentum / correction
     numerator = grad2d.clone(memory_format=torch.contiguous_format)
     projector.back_add_(numerator, m_hat - low, state)

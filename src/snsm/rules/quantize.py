@@ -19,7 +19,8 @@ per element for ``u_i = x_i / s_b``:
   and <= 2^{-33} s_b below.
 
 The step dequantizes into a temporary, updates it in full precision, uses it for this
-step's update and requantizes it; the state holds only codes and scales. The
+step's update and requantizes it (:mod:`snsm.rules.precision`, the one place that does);
+the state holds only codes and scales. The
 Subset-Norm accumulators (one number per subset, O(sqrt d)) and projector bases stay
 in their full-precision dtype: quantizing them would save next to nothing. So does the
 state of a parameter of fewer than 2 dims (biases, norms; :func:`snsm.optim.plan.plan_for`):
@@ -144,25 +145,6 @@ def dequantize(codes: Tensor, scale: Tensor, signed: bool, dtype: torch.dtype) -
     for rows in _row_pieces(*code_rows.shape):
         out_rows[rows] = _dequantize_rows(code_rows[rows], scale_rows[rows], signed)
     return out.view(codes.shape)
-
-
-def is_quantized(state: dict, key: str) -> bool:
-    """Whether ``state[key]`` holds 8-bit codes (its scales are ``state[key + "_scale"]``)."""
-    return key + "_scale" in state
-
-
-def read_state(state: dict, key: str, signed: bool, dtype: torch.dtype) -> Tensor:
-    """``state[key]`` itself, or a dequantized temporary in ``dtype`` when it is 8-bit."""
-    if not is_quantized(state, key):
-        return state[key]
-    return dequantize(state[key], state[key + "_scale"], signed, dtype)
-
-
-def write_state_(state: dict, key: str, value: Tensor, signed: bool) -> None:
-    """Store ``value`` (from :func:`read_state`, updated) back: requantize it when ``key``
-    is 8-bit; nothing to do otherwise (``value`` is the state tensor)."""
-    if is_quantized(state, key):
-        quantize_(state[key], state[key + "_scale"], value, signed)
 
 
 def rounding_bits(shape: tuple[int, ...], device: torch.device, seed: int) -> Tensor:
