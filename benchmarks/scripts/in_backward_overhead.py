@@ -19,7 +19,7 @@ import torch
 from snsm_workbench.bench.contenders import Contender
 from snsm_workbench.bench.interleaved import interleaved_step_times
 from snsm_workbench.bench.suites import SNSM_ARGS
-from snsm_workbench.train.config import TrainConfig, default_lr
+from snsm_workbench.train.config import TrainConfig, harness_lr
 from snsm_workbench.train.corpora import load_corpus
 from snsm_workbench.train.tokens import prepare_tokens
 from snsm_workbench.util.environment import environment
@@ -38,9 +38,9 @@ def main() -> None:
     for name, optimizer_args in (("adamw", {}), ("adamw_snsm", dict(SNSM_ARGS))):
         for in_backward in (False, True):
             label = name + ("_in_backward" if in_backward else "")
-            contenders.append((Contender(label, name, False, default_lr(name), (),
+            contenders.append((Contender(label, name, False, harness_lr(name), (),
                                          optimizer_args, in_backward=in_backward),
-                               default_lr(name), None))
+                               harness_lr(name), None))
     times = interleaved_step_times(contenders, base, data, rounds=args.rounds)
     ratios = {name: round(times[f"{name}_in_backward"]["step_s"] / times[name]["step_s"], 4)
               for name in ("adamw", "adamw_snsm")}

@@ -5,11 +5,14 @@ import math
 import re
 
 import pytest
+import torch
 
 import snsm
-from snsm_workbench.train.config import (TrainConfig, add_train_arguments, config_from_args,
-                               config_from_dict, default_lr, load_config_file, parse_opt,
-                               parse_opt_value, validate)
+from snsm_workbench.cli.train_flags import (add_train_arguments, config_from_args, parse_opt,
+                                            parse_opt_value)
+from snsm_workbench.train.config import (TrainConfig, config_from_dict, harness_lr,
+                                         load_config_file, validate)
+from snsm_workbench.train.run_config import RunConfig, resolve
 
 
 def parse(argv):
@@ -20,7 +23,7 @@ def test_defaults_are_valid_and_round_trip_through_json():
     config = validate(TrainConfig())
     assert (config.preset, config.optimizer, config.steps, config.parallel) == (
         "tiny", "adamw_snsm", 200, "none")
-    assert config.resolved_lr == snsm.get_spec("adamw_snsm").harness_lr == 3e-2
+    assert resolve(config).lr == snsm.get_spec("adamw_snsm").harness_lr == 3e-2
     data = json.loads(json.dumps(config.to_dict()))
     assert config_from_dict(data) == config
     assert TrainConfig().optimizer_args is not TrainConfig().optimizer_args
@@ -33,13 +36,28 @@ def test_cache_dir_default_follows_the_environment(monkeypatch):
     assert TrainConfig().cache_dir == "~/.cache/snsm"
 
 
-def test_default_lr_is_the_registry_harness_lr():
+def test_harness_lr_is_the_registry_harness_lr():
     for name in snsm.list_optimizers():
-        assert default_lr(name) == snsm.get_spec(name).harness_lr > 0
-    assert default_lr("adamw") == 3e-3 and default_lr("adagrad_snsm") == 1.0
-    assert TrainConfig(optimizer="adamw", lr=1e-4).resolved_lr == 1e-4
+        assert harness_lr(name) == snsm.get_spec(name).harness_lr > 0
+    assert harness_lr("adamw") == 3e-3 and harness_lr("adagrad_snsm") == 1.0
+    assert resolve(TrainConfig(optimizer="adamw", lr=1e-4)).lr == 1e-4
     with pytest.raises(ValueError, match="unknown optimizer 'lion'"):
-        default_lr("lion")
+        harness_lr("lion")
+
+
+def test_run_config_resolves_the_derived_values_once_and_is_frozen():
+    config = TrainConfig(optimizer="adamw", preset="tiny", weights="bf16")
+    run = resolve(config)
+    assert (run.lr, run.plain_lr, run.seq_len) == (3e-3, 3e-3, 128)
+    assert run.weight_dtype is torch.bfloat16 and run.weight_decay == 0.0
+    assert run.value("lr") == 3e-3 and run.value("steps") == 200
+    assert run.settings == config and run.settings is not config  # a private copy
+    assert run.settings.lr is None and run.settings.seq_len is None  # recorded as given
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.lr = 1.0
+    given = resolve(TrainConfig(lr=0.5, plain_lr=0.0, seq_len=64, weight_decay=0.1))
+    assert (given.lr, given.plain_lr, given.seq_len, given.weight_decay) == (0.5, 0.0, 64, 0.1)
+    assert given.weight_dtype is torch.float32 and isinstance(given, RunConfig)
 
 
 @pytest.mark.parametrize("suffix", [".toml", ".json"])
@@ -88,6 +106,23 @@ def test_flags_of_every_type():
         hf_dataset="wikitext", hf_config="wikitext-2-raw-v1", vocab_size=512, cache_dir="c",
         out="o", quiet=True, max_bad_steps=1, parallel="ddp")
     assert parse(["--resume", "r"]).resume == "r"  # --resume reads the run: tests below
+
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_every_flag_has_help_text_without_markup(command):
+    """--help is read in a terminal: every flag explained, no RST backticks."""
+    import argparse as ap
+
+    from snsm_workbench.cli import build_parser
+
+    sub = next(a for a in build_parser([command])._actions
+               if isinstance(a, ap._SubParsersAction)).choices[command]
+    flags = [a for a in sub._actions if a.help != ap.SUPPRESS and a.option_strings
+             and not isinstance(a, ap._HelpAction)]
+    assert len(flags) > 5
+    for action in flags:
+        assert action.help and action.help.strip(), action.option_strings
+    assert "`" not in sub.format_help()
 
 
 @pytest.mark.parametrize("argv", [["--optimizer", "lion"], ["--steps", "ten"],
@@ -252,8 +287,9 @@ def test_opt_pairs():
 # --- resume: the saved settings, changes refused or applied -------------------------------
 
 from snsm_workbench.train.checkpoint import CheckpointError  # noqa: E402
-from snsm_workbench.train.config import (check_paths, read_run_config, resume_changes,  # noqa: E402
-                               resume_config)
+from snsm_workbench.train.config import check_paths  # noqa: E402
+from snsm_workbench.train.record import read_run_config  # noqa: E402
+from snsm_workbench.train.resume import resume_changes, resume_config  # noqa: E402
 from snsm_workbench.util.errors import ConflictError  # noqa: E402
 
 

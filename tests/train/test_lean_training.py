@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from snsm_workbench.cli import main
-from snsm_workbench.cli.train import add_lean_arguments
+from snsm_workbench.cli.train_flags import (add_lean_arguments, add_train_arguments,
+                                            apply_lean_flags, config_from_args)
 from snsm_workbench.train import checkpoint as ckpt
-from snsm_workbench.train.config import add_train_arguments, apply_lean_flags, config_from_args
 from snsm_workbench.train.loop import train
 from snsm_workbench.train.metrics import read_records
 from snsm_workbench.util.errors import ConflictError

@@ -11,6 +11,7 @@ import torch
 from snsm_workbench.train import checkpoint as ckpt
 from snsm_workbench.train.config import TrainConfig, validate
 from snsm_workbench.train.loop import Trainer, TrainingError, lr_factor, train
+from snsm_workbench.train.run_config import resolve
 from snsm_workbench.train.metrics import evaluation_rows, read_records
 from snsm_workbench.util.errors import ConflictError
 
@@ -44,7 +45,7 @@ def test_tiny_run_end_to_end(tiny_config):
         assert r["state_bytes"] > 0 and r["tokens_per_s"] > 0 and r["grad_norm"] > 0
         assert math.isfinite(r["loss"]) and r["peak_rss_mb"] > 0
     lrs = [r["lr"] for r in steps]
-    assert max(lrs) == pytest.approx(tiny_config.resolved_lr)
+    assert max(lrs) == pytest.approx(resolve(tiny_config).lr)
     info = json.loads((run_dir / "config.json").read_text())
     assert info["config"]["optimizer"] == "adamw_snsm" and "torch" in info["versions"]
     assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
@@ -128,7 +129,7 @@ def test_resume_with_more_steps_rebuilds_the_schedule(tiny_config):
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
     assert [r["step"] for r in steps] == list(range(1, 17))
-    peak, c = tiny_config.resolved_lr, tiny_config
+    peak, c = resolve(tiny_config).lr, tiny_config
     for r in steps[12:]:  # lr of step s (1-based) is the 16-step schedule's at s - 1
         assert r["lr"] == pytest.approx(peak * lr_factor(r["step"] - 1, 16, c.warmup_ratio,
                                                          c.min_lr_ratio), rel=1e-12)

@@ -14,11 +14,11 @@ import logging
 from pathlib import Path
 
 from snsm_workbench.bench.contenders import Contender, ContenderFactory
-from snsm_workbench.bench.report import format_table
+from snsm_workbench.bench.table_report import format_table
 from snsm_workbench.bench.run_one import RunResult
 from snsm_workbench.bench.summary import summarize
 from snsm_workbench.train.checkpoint import CHECKPOINT_NAME
-from snsm_workbench.train.config import TrainConfig, default_lr
+from snsm_workbench.train.config import TrainConfig, harness_lr
 from snsm_workbench.train.loop import train
 from snsm_workbench.train.metrics import METRICS_NAME, read_records
 from snsm_workbench.train.plots import plot_curves
@@ -47,7 +47,7 @@ def run_demo(out: str | Path = "runs/demo", base: TrainConfig | None = None) -> 
     runs, lrs = {}, {}
     for name, args in DEMO_OPTIMIZERS.items():
         run_dir = out / name
-        config = dataclasses.replace(base, optimizer=name, lr=default_lr(name),
+        config = dataclasses.replace(base, optimizer=name, lr=harness_lr(name),
                                      optimizer_args={**args, **base.optimizer_args}
                                      if name == "adamw_snsm" else {}, out=str(run_dir))
         logger.info("demo: training %s (lr %g)", name, config.lr)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from snsm_workbench.train import checkpoint as ckpt
-from snsm_workbench.train.config import TrainConfig, default_lr
+from snsm_workbench.train.config import TrainConfig, harness_lr
 from snsm_workbench.train.corpora import Corpus, kjv_bible
 from snsm_workbench.train.loop import CONFIG_NAME, train
 from snsm_workbench.train.tokens import TokenData, _encode
@@ -33,7 +33,7 @@ def pretrain(base: TrainConfig, data: TokenData, steps: int, run_dir: Path) -> d
         if payload["step"] == steps:
             logger.info("finetune: reusing the pretrained model in %s", run_dir)
             return payload["model"]
-    config = dataclasses.replace(base, optimizer="adamw", lr=default_lr("adamw"),
+    config = dataclasses.replace(base, optimizer="adamw", lr=harness_lr("adamw"),
                                  optimizer_args={}, plain_lr=None, steps=steps, seed=0,
                                  eval_every=steps, save_every=steps, out=str(run_dir),
                                  quiet=True, resume=None)

@@ -7,9 +7,8 @@ import dataclasses
 import os
 
 from snsm_workbench.cli.args import positive_int
-from snsm.rules.bf16 import BF16_UPDATES
-from snsm_workbench.train.config import (STATE_PRECISION_FLAGS, TrainConfig, add_train_arguments,
-                               check_paths, config_from_args, validate)
+from snsm_workbench.cli.train_flags import add_lean_arguments, add_train_arguments, config_from_args
+from snsm_workbench.train.config import TrainConfig, check_paths, validate
 from snsm_workbench.util.tables import text_table
 
 EVALUATION_COLUMNS = [("step", "step"), ("tokens", "tokens"), ("train loss", "train_loss"),
@@ -24,11 +23,16 @@ def add_parser(subparsers) -> None:
     train.set_defaults(run=run_train)
 
     demo = subparsers.add_parser("demo", help="adamw vs adamw_sn vs adamw_snsm on the tiny LLaMA")
-    demo.add_argument("--steps", type=positive_int, default=300)
-    demo.add_argument("--eval-every", type=positive_int, default=25)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--cache-dir", default=None)
+    demo.add_argument("--steps", type=positive_int, default=300,
+                      help="optimizer steps of each run (default 300)")
+    demo.add_argument("--eval-every", type=positive_int, default=25,
+                      help="steps between evaluations (default 25)")
+    demo.add_argument("--seed", type=int, default=0,
+                      help="seed of the model init and batches (default 0)")
+    demo.add_argument("--out", default="runs/demo",
+                      help="folder of the three runs and demo.png (default runs/demo)")
+    demo.add_argument("--cache-dir", default=None,
+                      help="token cache folder (default: $SNSM_CACHE or ~/.cache/snsm)")
     demo.add_argument("--data", default=None,
                       help="local text file or folder (default: Shakespeare)")
     demo.add_argument("--vocab-size", type=positive_int, default=None,
@@ -37,24 +41,9 @@ def add_parser(subparsers) -> None:
                       help="sequence length (default: the preset's)")
     demo.add_argument("--batch-size", type=positive_int, default=None,
                       help="batch size (default 16)")
-    demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--quiet", action="store_true",
+                      help="no progress bar (there is none when stderr is not a terminal)")
     demo.set_defaults(run=run_demo)
-
-
-def add_lean_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--state-precision``, ``--pure-bf16`` and ``--bf16-update``: shortcuts for the
-    settings they stand for (``train.config.apply_lean_flags``)."""
-    lean = parser.add_argument_group("lean training (each also works with --step-in-backward)")
-    lean.add_argument("--state-precision", choices=list(STATE_PRECISION_FLAGS), default=None,
-                      help="optimizer states: 8bit (blockwise 8-bit momenta) or full precision "
-                           "(fp32, 32bit, full); sets --opt state_precision")
-    lean.add_argument("--pure-bf16", action="store_true", default=None,
-                      help="bf16 weights with no fp32 master copy (--weights bf16), updated with "
-                           "stochastic rounding unless --bf16-update says otherwise")
-    lean.add_argument("--bf16-update", choices=list(BF16_UPDATES), default=None,
-                      help="how updates reach bf16 weights: stochastic (rounding, the default), "
-                           "kahan (a bf16 compensation per weight, 2 bytes each) or nearest "
-                           "(stalls; for comparison); sets --opt bf16_update")
 
 
 def _is_main_rank() -> bool:
@@ -76,7 +65,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from snsm_workbench.bench.demo import run_demo as demo
-    from snsm_workbench.bench.report import format_table
+    from snsm_workbench.bench.table_report import format_table
 
     given = {key: value for key in ("cache_dir", "data", "vocab_size", "seq_len", "batch_size")
              if (value := getattr(args, key)) is not None}

@@ -45,6 +45,7 @@ from snsm_workbench.train.config import TrainConfig
 from snsm_workbench.train.corpora import load_corpus, write_smoke_corpus
 from snsm_workbench.train.loop import TrainingError, train
 from snsm_workbench.train.metrics import METRICS_NAME, read_records
+from snsm_workbench.train.run_config import RunConfig
 from snsm_workbench.train.tokens import TokenData, prepare_tokens
 
 logger = logging.getLogger(__name__)
@@ -102,13 +103,13 @@ class VariantFactory:
     def __init__(self, label: str):
         self.label = self.name = label
 
-    def __call__(self, model, config: TrainConfig):
+    def __call__(self, model, config: RunConfig):
         name, args = VARIANTS[self.label]
         if self.label in GENERIC:
             groups = snsm.param_groups(model, plain=dict(PLAIN))
-            return snsm.SNSM(groups, lr=config.resolved_lr, weight_decay=config.weight_decay,
+            return snsm.SNSM(groups, lr=config.lr, weight_decay=config.weight_decay,
                              subset_size=args["subset_size"], **THEOREM_RULES)
-        return snsm.create_optimizer(model, name, plain=dict(PLAIN), lr=config.resolved_lr,
+        return snsm.create_optimizer(model, name, plain=dict(PLAIN), lr=config.lr,
                                      weight_decay=config.weight_decay, **args)
 
 

@@ -1,0 +1,120 @@
+"""Resume policy: which settings a resumed run may change, and the record of what changed.
+
+Resuming (``--resume RUN``): the run's saved settings (``RUN/config.json``) are the base.
+Only ``RESUME_CHANGEABLE`` settings may differ: ``steps`` (larger only; the warmup+cosine
+schedule is then rebuilt for the new total, from the resumed step on: the lr of step s
+becomes the one a run planned for the new total has at step s), ``eval_every``,
+``save_every`` and ``quiet``. Any other setting given with a different value is refused
+with :class:`~snsm_workbench.util.errors.ConflictError` naming the flag, the value given and the
+saved one (:func:`resume_config`). Derived settings compare as resolved
+(:mod:`snsm_workbench.train.run_config`): ``--lr`` equal to the optimizer's harness lr is no
+change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from snsm_workbench.train.config import LEAN_OPTION_FLAGS, TrainConfig, typed_settings, validate
+from snsm_workbench.train.record import read_run_config
+from snsm_workbench.train.run_config import RESOLVED_FIELDS, resolve
+from snsm_workbench.util.errors import ConflictError
+
+# Settings a resumed run may change (steps: only to a larger value).
+RESUME_CHANGEABLE = ("steps", "eval_every", "save_every", "quiet")
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _same_folder(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def _optimizer_arg_conflicts(saved: TrainConfig, given: Mapping[str, Any]) -> list[str]:
+    """One phrase per optimizer argument of ``given`` that differs from ``saved``'s."""
+    conflicts = []
+    for key, value in given.items():
+        if key not in saved.optimizer_args or saved.optimizer_args[key] != value:
+            was = (f"{key}={saved.optimizer_args[key]}" if key in saved.optimizer_args
+                   else f"no {key}")
+            flag = LEAN_OPTION_FLAGS.get(key)
+            phrase = f"--opt {key}={value}" if flag is None else f"{flag} {value} (--opt {key})"
+            conflicts.append(f"{phrase} (saved: {was})")
+    return conflicts
+
+
+def _resume_conflicts(saved: TrainConfig, values: dict[str, Any], run_dir) -> list[str]:
+    """One phrase per setting of ``values`` that a resume of ``saved`` cannot change."""
+    conflicts = []
+    out = values.get("out")
+    if out is not None and not _same_folder(out, run_dir):
+        conflicts.append(f"--out {out} (the resumed folder is {run_dir})")
+    conflicts += _optimizer_arg_conflicts(saved, values.get("optimizer_args", {}))
+    saved_run = resolve(saved)
+    for key, value in values.items():
+        if key in ("out", "resume", "optimizer_args") or key in RESUME_CHANGEABLE:
+            continue
+        given = (resolve(dataclasses.replace(saved, **{key: value})).value(key)
+                 if key in RESOLVED_FIELDS else value)
+        if given != saved_run.value(key):
+            conflicts.append(f"{_flag(key)} {value} (saved: {saved_run.value(key)})")
+    steps = values.get("steps", saved.steps)
+    if steps < saved.steps:
+        conflicts.append(f"--steps {steps} (saved: {saved.steps}; a resumed run can only "
+                         f"be made longer)")
+    return conflicts
+
+
+def resume_config(run_dir: str | os.PathLike, changes: Mapping[str, Any] | None = None
+                  ) -> TrainConfig:
+    """The saved settings of run ``run_dir`` with ``changes`` applied, validated.
+
+    Only ``RESUME_CHANGEABLE`` settings are applied; ConflictError, in one line naming each
+    flag, the value given and the saved value, when any other setting differs (``lr``,
+    ``plain_lr`` and ``seq_len`` compare as resolved: ``--lr`` equal to the optimizer's
+    harness lr is no change) or when ``steps`` is fewer than saved.
+    """
+    saved = read_run_config(run_dir)
+    values = typed_settings(dict(changes or {}))
+    conflicts = _resume_conflicts(saved, values, run_dir)
+    if conflicts:
+        raise ConflictError(
+            f"cannot resume {run_dir} with {'; '.join(conflicts)}: on resume only --steps "
+            f"(larger), --eval-every, --save-every and --quiet can change; start a new run "
+            f"with --out to change the others")
+    changed = {k: v for k, v in values.items() if k in RESUME_CHANGEABLE}
+    return validate(dataclasses.replace(saved, **changed, resume=str(run_dir),
+                                        out=str(run_dir)))
+
+
+def resume_changes(config: TrainConfig) -> dict[str, Any]:
+    """The changes a config given to ``train`` with ``resume`` set asks for.
+
+    With ``out`` set the config is complete (``config_from_args``, :func:`resume_config`,
+    or a saved config edited): every setting counts. With ``out`` unset
+    (``TrainConfig(resume=RUN, steps=400)``) only the settings away from their defaults
+    count; the others keep their saved values.
+    """
+    values = config.to_dict()
+    del values["resume"]
+    if config.out is not None:
+        return values
+    defaults = TrainConfig().to_dict()
+    return {key: value for key, value in values.items() if value != defaults[key]}
+
+
+def record_resume(record: dict[str, Any], config: TrainConfig, step: int) -> bool:
+    """Write the settings a resume at ``step`` changed into the run ``record`` (its
+    ``config`` table, and one ``resumes`` entry); returns whether any changed."""
+    saved = record["config"]
+    changed = {k: [saved.get(k), getattr(config, k)] for k in RESUME_CHANGEABLE
+               if saved.get(k) != getattr(config, k)}
+    if changed:
+        record["config"] = {**saved, **{k: new for k, (_, new) in changed.items()}}
+        record.setdefault("resumes", []).append({"step": step, "changed": changed})
+    return bool(changed)
