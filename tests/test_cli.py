@@ -112,19 +112,19 @@ def test_which_errors_are_one_line():
 
 
 def test_interrupts_exit_with_the_signal_code(monkeypatch, capsys):
-    from snsm_workbench.cli import optimizers
+    from snsm_workbench.cli import listing
 
     def stopped(args):
         raise Interrupted(15, "SIGTERM: stopped")
 
-    monkeypatch.setattr(optimizers, "run", stopped)
+    monkeypatch.setattr(listing, "run", stopped)
     assert main(["list"]) == 143
     assert capsys.readouterr().err.strip() == "snsm: SIGTERM: stopped"
 
     def ctrl_c(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(optimizers, "run", ctrl_c)
+    monkeypatch.setattr(listing, "run", ctrl_c)
     assert main(["list"]) == 130
     assert capsys.readouterr().err.strip() == "snsm: interrupted"
 
@@ -138,3 +138,67 @@ def test_a_user_error_in_a_real_process_prints_one_line(tmp_path):
     assert result.stderr.splitlines() == [f"snsm: error: data path {tmp_path}/missing.txt does "
                                           f"not exist"]
     assert not (tmp_path / "run").exists()
+
+
+# --- help and listings ---------------------------------------------------------------------
+
+def test_list_shows_each_optimizers_lrs_in_100_columns(capsys):
+    from snsm.optim.registry import OPTIMIZERS
+
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert lines[0].split() == ["name", "class", "harness", "lr", "paper", "lr", "summary"]
+    assert not any("``" in line for line in lines)
+    rows = {line.split()[0]: line.split()[2:4] for line in lines[2:] if line[:1].strip()}
+    for name, spec in OPTIMIZERS.items():
+        paper = "-" if spec.paper_lr is None else f"{spec.paper_lr:g}"
+        assert rows[name] == [f"{spec.harness_lr:g}", paper], name
+
+
+def test_list_json_has_the_lrs(capsys):
+    import json
+
+    from snsm.optim.registry import OPTIMIZERS
+
+    assert main(["list", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["adamw_snsm"]["harness_lr"] == OPTIMIZERS["adamw_snsm"].harness_lr
+    assert rows["adamw_snsm"]["paper_lr"] == OPTIMIZERS["adamw_snsm"].paper_lr
+
+
+def test_top_level_help_is_the_same_without_loading_the_subcommands():
+    from snsm_workbench.cli import build_parser
+
+    assert build_parser([]).format_help() == build_parser().format_help()
+
+
+def test_snsm_help_imports_no_subcommand_and_no_torch():
+    code = ("import sys\nfrom snsm_workbench.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m == 'torch' "
+            "or m.startswith('snsm_workbench.cli.')), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert "list" in result.stdout and result.stderr.strip() == "[]"
+
+
+def test_a_subcommand_loads_its_own_module_only():
+    code = ("import sys\nfrom snsm_workbench.cli import main\nmain(['list'])\n"
+            "print(sorted(m for m in sys.modules if m.startswith('snsm_workbench.cli.')), "
+            "file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stderr.strip() == "['snsm_workbench.cli.listing']"
+
+
+def _subparsers():
+    from snsm_workbench.cli import build_parser
+
+    return build_parser()._subparsers._group_actions[0].choices
+
+
+@pytest.mark.parametrize("command", ["list", "memory", "speed", "lab"])
+def test_every_flag_has_help_and_no_rst_backticks(command):
+    parser = _subparsers()[command]
+    assert [action.dest for action in parser._actions if not action.help] == []
+    assert "``" not in parser.format_help()

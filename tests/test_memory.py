@@ -52,3 +52,42 @@ def test_memory_cli_prints_json(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert {r["optimizer"] for r in rows} >= set(snsm.list_optimizers()) | {"galore", "muon"}
     assert next(r for r in rows if r["optimizer"] == "adamw")["pct_of_adamw"] == 100.0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--measure", "--total"], "--measure and --total print two different tables"),
+    (["--measure", "--world-size", "2"],
+     "--world-size has no effect on the measured step (--measure); it is read by the per-GPU "
+     "state table (--world-size) or the totals table (--total)"),
+    (["--measure", "--no-bases"], "--no-bases has no effect on the measured step (--measure)"),
+    (["--total", "--dtype", "fp32"], "--dtype has no effect on the totals table (--total)"),
+    (["--total", "--state-precision", "8bit"], "--state-precision has no effect on the totals"),
+    (["--world-size", "2", "--no-peers"], "--no-peers has no effect on the per-GPU state table"),
+    (["--micro-batch", "4"], "--micro-batch has no effect on the state table; it is read by the "
+                             "totals table (--total) or the measured step (--measure)"),
+    (["--checkpointing"], "--checkpointing has no effect on the state table"),
+    (["--bf16-update", "kahan", "--dtype", "fp32"],
+     "--bf16-update kahan has no effect with --dtype fp32"),
+])
+def test_memory_refuses_a_flag_its_table_would_ignore(argv, message, capsys):
+    assert main(["memory", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == [f"snsm: error: {err.splitlines()[0][13:]}"]
+    assert message in err
+
+
+def test_every_memory_flag_is_read_by_some_table():
+    import argparse
+
+    from snsm_workbench.cli.memory import COMMON, READS, add_parser
+
+    parser = add_parser(argparse.ArgumentParser().add_subparsers())
+    flags = {"--" + dest.replace("_", "-") for dest in vars(parser.parse_args([])) if dest != "run"}
+    assert flags <= set(COMMON).union(*READS.values())
+
+
+def test_memory_total_takes_world_sizes_and_no_bases(capsys):
+    assert main(["memory", "--total", "--world-size", "1", "8", "--no-bases",
+                 "--model", "llama-60m"]) == 0
+    out = capsys.readouterr().out
+    assert "1 GPU," in out and "8 GPUs," in out and "projector bases not counted" in out

@@ -1,7 +1,9 @@
-"""Command line: ``snsm list | memory | speed | train | demo | lab | bench``.
+"""Command line: snsm list | memory | speed | train | demo | lab | bench.
 
 One module per subcommand, each with ``add_parser(subparsers)``; they parse
-arguments and print, and call the layers below for everything else.
+arguments and print, and call the layers below for everything else. ``COMMANDS``
+names each subcommand's module and help line, so that ``snsm --help`` imports
+none of them and ``snsm CMD`` imports only CMD's module.
 
 Errors a user can act on (a bad setting or path, a refused resume, a folder in use,
 a full disk, no permission) print one line, ``snsm: error: <message>``, on stderr and
@@ -14,12 +16,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import importlib
 import logging
 import signal
 import sys
 import threading
 
-from snsm_workbench.cli import bench, lab, memory, optimizers, speed, train
+from typing import Iterable, NamedTuple
+
 from snsm_workbench.util.errors import ConflictError, Interrupted, TrainingError
 
 USAGE_ERROR = 2
@@ -30,6 +34,31 @@ PLAIN_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACC
 EXPECTED = (ValueError, FileNotFoundError, PermissionError, ConflictError, ImportError)
 
 
+class Command(NamedTuple):
+    """Where a subcommand's parser lives (``snsm_workbench.cli.<module>``) and its help line."""
+
+    module: str
+    help: str
+
+
+COMMANDS = {  # in the order of `snsm --help`; tests/test_cli.py checks the help lines
+    "list": Command("listing", "list the registry's optimizers and their lrs"),
+    "memory": Command("memory", "optimizer-state memory for the paper's LLaMA shapes"),
+    "speed": Command("speed", "optimizer step time against torch AdamW"),
+    "train": Command("train", "pre-train a LLaMA with an optimizer of the registry"),
+    "demo": Command("train", "adamw vs adamw_sn vs adamw_snsm on the tiny LLaMA"),
+    "lab": Command("lab", "theory lab: convergence claims on synthetic problems, with fitted "
+                          "rates"),
+    "bench": Command("bench", "benchmark our optimizers against the peers (results.json, "
+                              "report.md)"),
+}
+
+
+def add_command(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
+    """Register subcommand ``name`` with its help line from ``COMMANDS``."""
+    return subparsers.add_parser(name, help=COMMANDS[name].help, **kwargs)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error: ``snsm train: error: ... (see snsm train --help)``."""
 
@@ -37,17 +66,29 @@ class Parser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Iterable[str] = tuple(COMMANDS)) -> argparse.ArgumentParser:
+    """The ``snsm`` parser: the full subparsers of ``commands`` (their modules imported),
+    and for the other subcommands an entry with their name and help line alone."""
     parser = Parser(prog="snsm", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (optimizers, memory, speed, train, lab, bench):
-        command.add_parser(sub)
+    modules = {COMMANDS[name].module for name in commands if name in COMMANDS}
+    for name, command in COMMANDS.items():
+        if command.module not in modules:
+            sub.add_parser(name, help=command.help)
+        elif name not in sub.choices:  # a module may register two (train and demo)
+            importlib.import_module(f"{__name__}.{command.module}").add_parser(sub)
     for subparser in sub.choices.values():  # `snsm train ... --debug` works too
         subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                                help=argparse.SUPPRESS)
     return parser
+
+
+def chosen_command(argv: list[str]) -> str | None:
+    """The subcommand in ``argv``: its first argument that is not an option (``snsm``'s own
+    options take no value), or None."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 def is_user_error(exc: BaseException) -> bool:
@@ -101,7 +142,8 @@ def exit_code(exc: BaseException) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser([chosen_command(argv)]).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     with _sigterm_stops():
         try:

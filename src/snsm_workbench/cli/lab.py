@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from snsm_workbench.cli import add_command
 from snsm_workbench.lab.registry import EXPERIMENTS, run
 from snsm_workbench.util.paths import check_writable_folder
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``lab`` on the ``snsm`` command's subparsers."""
-    lab = subparsers.add_parser(
-        "lab", help="theory lab: convergence claims on synthetic problems, with fitted rates",
+    lab = add_command(
+        subparsers, "lab",
         description="Each experiment prints its claim, a table, the measured figure against "
                     "ranges fixed from the theory, and a verdict (holds / fails); it writes "
                     "NAME.csv and NAME.png under --out. Experiments illustrate the theory; "

@@ -1,9 +1,15 @@
-"""``snsm memory``: optimizer-state memory at the paper's LLaMA shapes, or per GPU under FSDP2."""
+"""``snsm memory``: optimizer-state memory at the paper's LLaMA shapes, or per GPU under FSDP2.
+
+Four tables: the state table (the default), per-GPU state (``--world-size``), total
+training memory (``--total``) and one measured step (``--measure``). A flag the chosen
+table does not read is refused in one line rather than ignored (``READS``).
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from snsm_workbench.cli import add_command
 from snsm_workbench.cli.args import positive_int
 from snsm_workbench.cli.output import DTYPES, print_rows
 from snsm_workbench.measure.memory import memory_rows
@@ -12,18 +18,36 @@ from snsm_workbench.measure.sharded import per_gpu_rows
 from snsm_workbench.measure.total import PARTS, total_rows
 from snsm.rules.bf16 import BF16_UPDATES
 
+COMMON = ("--model", "--rank", "--json")
+STEP = ("--micro-batch", "--seq-len", "--checkpointing")
+TABLES = {  # the flag that asks for a table -> its name (no flag: the state table)
+    "--measure": "the measured step (--measure)",
+    "--total": "the totals table (--total)",
+    "--world-size": "the per-GPU state table (--world-size)",
+}
+READS = {  # table -> the flags it reads, beside COMMON
+    "the state table": ("--dtype", "--no-bases", "--no-peers", "--state-precision",
+                        "--bf16-update"),
+    TABLES["--world-size"]: ("--world-size", "--dtype", "--no-bases"),
+    TABLES["--total"]: ("--total", *STEP, "--world-size", "--no-bases"),
+    TABLES["--measure"]: ("--measure", *STEP),
+}
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    memory = subparsers.add_parser("memory",
-                                   help="optimizer-state memory for the paper's LLaMA shapes")
-    memory.add_argument("--model", choices=list(PRESETS), default="llama-1b")
-    memory.add_argument("--dtype", choices=list(DTYPES), default="bf16")
-    memory.add_argument("--rank", type=positive_int, default=512)
+    memory = add_command(subparsers, "memory")
+    memory.add_argument("--model", choices=list(PRESETS), default="llama-1b",
+                        help="LLaMA shape: the paper's sizes, or a small preset of the harness")
+    memory.add_argument("--dtype", choices=list(DTYPES), default="bf16",
+                        help="bytes per full-precision state element")
+    memory.add_argument("--rank", type=positive_int, default=512,
+                        help="rank of the subspace (Subspace-Momentum, GaLore, APOLLO)")
     memory.add_argument("--no-bases", action="store_true", help="leave projector bases out")
     memory.add_argument("--no-peers", action="store_true",
                         help="only the registry (no GaLore, APOLLO, Adam-mini, ... rows)")
     memory.add_argument("--world-size", type=positive_int, nargs="+", metavar="N",
-                        help="per-GPU state under FSDP2 for these GPU counts (with GaLore)")
+                        help="per-GPU state under FSDP2 for these GPU counts (with GaLore); "
+                             "with --total, one table per count")
     memory.add_argument("--state-precision", choices=("full", "8bit"), default="full",
                         help="8bit: blockwise 8-bit momenta for the optimizers that take it "
                              "(%% still of AdamW's full-precision state)")
@@ -35,14 +59,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="total training memory per GPU: weights, gradients, state and "
                              "activations, for AdamW (AMP, bf16), GaLore 8-bit and ours")
     memory.add_argument("--measure", action="store_true",
-                        help="one real training step per setup, its measured peak beside the "
-                             "estimate (use a small --model: tiny, small, llama-60m)")
+                        help="one real training step per setup, its measured peak beside "
+                             "--total's estimate (use a small --model: tiny, small, llama-60m)")
     memory.add_argument("--micro-batch", type=positive_int, default=1, help="sequences per micro-batch")
     memory.add_argument("--seq-len", type=positive_int, default=None,
                         help="tokens per sequence (default: the model's, 256)")
     memory.add_argument("--checkpointing", action="store_true",
                         help="activation checkpointing (one block's activations at a time)")
-    memory.add_argument("--json", action="store_true")
+    memory.add_argument("--json", action="store_true", help="print the rows as JSON")
     memory.set_defaults(run=run)
     return memory
 
@@ -51,7 +75,34 @@ def _bases(args: argparse.Namespace) -> str:
     return "not counted" if args.no_bases else "counted"
 
 
+def _table(args: argparse.Namespace) -> str:
+    """Which table the flags ask for (a key of ``READS``)."""
+    if args.measure and args.total:
+        raise ValueError("--measure and --total print two different tables (--measure already "
+                         "compares the measured peak with --total's estimate): give one of them")
+    for flag, table in TABLES.items():
+        if getattr(args, flag[2:].replace("-", "_")):
+            return table
+    return "the state table"
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """ValueError naming the first flag given (not at its default) that the table ignores."""
+    table = _table(args)
+    defaults = vars(add_parser(argparse.ArgumentParser().add_subparsers()).parse_args([]))
+    for dest, default in defaults.items():
+        flag = "--" + dest.replace("_", "-")
+        if getattr(args, dest) == default or flag in COMMON or flag in READS[table]:
+            continue
+        readers = " or ".join(name for name, reads in READS.items() if flag in reads)
+        raise ValueError(f"{flag} has no effect on {table}; it is read by {readers}")
+    if args.bf16_update == "kahan" and args.dtype != "bf16":
+        raise ValueError(f"--bf16-update kahan has no effect with --dtype {args.dtype}: the "
+                         f"Kahan compensation is kept for bf16 weights only (--dtype bf16)")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_flags(args)
     if args.measure:
         return _run_measure(args)
     if args.total:
@@ -63,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                        bf16_update=args.bf16_update)
     if not args.json:
         precision = "" if args.state_precision == "full" else ", 8-bit states where supported"
-        if args.bf16_update == "kahan" and args.dtype == "bf16":
+        if args.bf16_update == "kahan":  # with --dtype bf16 (check_flags)
             precision += ", Kahan compensation"
         print(f"{args.model}, states in {args.dtype}{precision}, rank {args.rank}, projector "
               f"bases {_bases(args)}")

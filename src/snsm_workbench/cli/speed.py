@@ -6,6 +6,7 @@ import argparse
 
 import torch
 
+from snsm_workbench.cli import add_command
 from snsm_workbench.cli.args import positive_int
 from snsm_workbench.cli.output import print_rows
 from snsm_workbench.measure.models import LLAMA_SHAPES
@@ -24,11 +25,15 @@ COMPILED_COLUMNS = [("compiled ms", "compiled_ms"), ("compiled AdamW ms", "compi
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    speed = subparsers.add_parser("speed", help="optimizer step time against torch AdamW")
-    speed.add_argument("--model", choices=list(LLAMA_SHAPES), default="llama-60m")
+    speed = add_command(subparsers, "speed")
+    speed.add_argument("--model", choices=list(LLAMA_SHAPES), default="llama-60m",
+                       help="LLaMA shape whose weights are stepped (default llama-60m)")
     speed.add_argument("--optimizers", help="comma-separated registry names (default: all)")
-    speed.add_argument("--repeats", type=positive_int, default=7)
-    speed.add_argument("--update-gap", type=positive_int, default=200)
+    speed.add_argument("--repeats", type=positive_int, default=7,
+                       help="timed runs per optimizer; the median is shown (default 7)")
+    speed.add_argument("--update-gap", type=positive_int, default=200,
+                       help="steps between subspace refreshes: the refresh time is amortized "
+                            "over them (default 200)")
     speed.add_argument("--compile", action="store_true",
                        help="also time compile=True steps against a compiled AdamW")
     speed.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
@@ -39,7 +44,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     speed.add_argument("--peers", default="",
                        help="comma-separated peers of snsm bench to time too (those whose "
                             "package is missing, or that fail on the device, are left out)")
-    speed.add_argument("--json", action="store_true")
+    speed.add_argument("--json", action="store_true", help="print the rows as JSON")
     speed.set_defaults(run=run)
     return speed
 

@@ -84,7 +84,8 @@ def _bnb8(p: nn.Parameter, embedding: bool) -> int:
     return 2 * FP32 * p.numel() if embedding else bnb8_bytes(p.numel())
 
 
-def _adam_mini_blocks(model: nn.Module, p_name: str, p: nn.Parameter, heads: int) -> int:
+def _adam_mini_blocks(p_name: str, p: nn.Parameter, heads: int) -> int:
+    """Adam-mini's second-moment blocks of parameter ``p_name`` (see the module doc)."""
     if p.dim() < 2:
         return 1
     if p_name.endswith(("q_proj.weight", "k_proj.weight")):
@@ -118,6 +119,6 @@ def peer_state_bytes(model: nn.Module, name: str, dtype: torch.dtype | None = No
     if name == "adam_mini":
         if heads is None:
             raise ValueError("adam_mini needs heads (the attention heads per layer)")
-        return sum(b * p.numel() + b * _adam_mini_blocks(model, n, p, heads)
+        return sum(b * p.numel() + b * _adam_mini_blocks(n, p, heads)
                    for n, p in model.named_parameters())
     raise ValueError(f"unknown peer {name!r}; choose one of {', '.join(PEER_FORMULAS)}")

@@ -40,7 +40,8 @@ def per_gpu_rows(skeleton: nn.Module, dtype: torch.dtype, rank: int, include_bas
         row = {"optimizer": name}
         for world_size in world_sizes:
             if name == GALORE:
-                total = galore_state_bytes(skeleton, dtype, rank, world_size, 0, include_bases)
+                total = galore_state_bytes(skeleton, dtype, rank, world_size,
+                                           include_bases=include_bases)
             else:
                 total = estimate_state_bytes(skeleton, name, dtype=dtype,
                                              include_bases=include_bases,
