@@ -28,10 +28,13 @@ scalar as tensor data. A step here is therefore split in two:
 
 The math is the eager reference's, the same functions (:mod:`snsm.optim.update`); the
 compiled update agrees with it to float32 rounding (tested), not bit for bit,
-since inductor fuses and reorders the elementwise work. Dynamo keeps at most
-``torch._dynamo.config.recompile_limit`` graphs (8) of one function per process,
-so a process holding many compiled optimizers falls back to eager (dynamo warns)
-after the 8th (group, device, dtype).
+since inductor fuses and reorders the elementwise work. Dynamo counts graphs per
+code object, and each (optimizer, group, device, dtype) compiles its own copy of the
+update's code (:func:`fresh_compiled_update`), so compiled optimizers do not share a
+budget. One copy recompiles when a guarded setting changes (betas, eps, the set of
+parameters with gradients); past ``torch._dynamo.config.recompile_limit`` (8)
+graphs of one copy, dynamo (torch 2.13) does not fall back to eager under
+``fullgraph=True``: the step raises ``FailOnRecompileLimitHit``.
 """
 
 from __future__ import annotations

@@ -40,8 +40,8 @@ class GroupHParams:
     seed: int
     use_snsm: bool
     maximize: bool
-    state_precision: str = "full"
-    bf16_update: str = "stochastic"
+    state_precision: str
+    bf16_update: str
 
     @classmethod
     def from_group(cls, group: dict) -> "GroupHParams":
@@ -53,8 +53,8 @@ class GroupHParams:
             subset_size=group["subset_size"], rank=group["rank"],
             projector=get_projector(group["projector"]), update_gap=group["update_gap"],
             on_refresh=group["on_refresh"], seed=group["seed"], use_snsm=group["use_snsm"],
-            maximize=group["maximize"], state_precision=group.get("state_precision", "full"),
-            bf16_update=group.get("bf16_update", "stochastic"))
+            maximize=group["maximize"], state_precision=group["state_precision"],
+            bf16_update=group["bf16_update"])
 
     def plan(self, shape: tuple[int, ...]) -> "ParamPlan":
         return plan_for(tuple(shape), self.momentum, self.accumulator, self.subset_size,
@@ -81,7 +81,7 @@ class ParamPlan:
 
 @functools.lru_cache(maxsize=4096)
 def plan_for(shape: tuple[int, ...], momentum: str, accumulator: str, subset_size: int | str,
-             use_snsm: bool, quantized: bool = False) -> ParamPlan:
+             use_snsm: bool, quantized: bool) -> ParamPlan:
     """Resolve the effective rules for a tensor of ``shape`` in a group (8-bit states only
     for tensors of 2+ dims: see :mod:`snsm.rules.quantize`)."""
     quantized = quantized and len(shape) >= 2
