@@ -96,3 +96,10 @@ def test_named_optimizers_keep_their_positional_order_and_refuse_other_options()
 def test_unknown_name_lists_the_registry():
     with pytest.raises(ValueError, match="unknown optimizer 'adam'.*adamw_snsm"):
         snsm.get_spec("adam")
+
+
+def test_all_lists_the_public_api():
+    """``snsm.__all__`` names exactly its public attributes (submodules aside)."""
+    public = {name for name, value in vars(snsm).items()
+              if not name.startswith("_") and not inspect.ismodule(value)}
+    assert public == set(snsm.__all__)
