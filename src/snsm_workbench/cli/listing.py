@@ -37,10 +37,16 @@ def listing_rows() -> list[dict]:
             for name, spec in OPTIMIZERS.items()]
 
 
+def _cell(value) -> str:
+    """An lr as ``%g`` (``-`` for none), anything else as ``str``."""
+    if value is None:
+        return "-"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def listing_text(rows: list[dict], width: int = WIDTH) -> str:
     """The rows' columns, each followed by its summary wrapped to fit ``width`` columns."""
-    table = text_table(rows, COLUMNS, cell=lambda value: "-" if value is None else f"{value:g}"
-                       if isinstance(value, float) else str(value)).splitlines()
+    table = text_table(rows, COLUMNS, cell=_cell).splitlines()
     indent = max(len(line) for line in table) + 2
     lines = [table[0].ljust(indent) + "summary", table[1].ljust(indent) + "-" * 7]
     for line, row in zip(table[2:], rows):
