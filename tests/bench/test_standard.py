@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from snsm_workbench.bench.standard import STAGES, Settings, StandardSuite
-from snsm_workbench.bench.standard_report import _decomposition_section, with_measured_state
+from snsm_workbench.bench.comparison import with_measured_state
+from snsm_workbench.bench.stage_plan import PLAN, Settings
+from snsm_workbench.bench.staged_report import _decomposition_section
+from snsm_workbench.bench.staged_suite import StagedSuite
+
+STAGES = PLAN.stages
 from snsm_workbench.cli import main
 
 
@@ -137,7 +141,7 @@ def test_runs_made_with_other_settings_are_refused(smoke_record, tmp_path):
     root, _ = smoke_record
     other = Settings.smoke("data", "second", str(tmp_path))
     with pytest.raises(ValueError, match="other settings"):
-        StandardSuite(other, root / "record", tmp_path / "work")
+        StagedSuite(other, root / "record", tmp_path / "work")
 
 
 def test_unknown_stages_are_refused_before_anything_runs(tmp_path, capsys):

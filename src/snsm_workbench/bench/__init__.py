@@ -1,15 +1,34 @@
-"""``snsm bench``: our optimizers against the peers on one harness, with a results ledger.
+"""``snsm bench``: our optimizers against the peers on one harness, with records and reports.
 
-* ``peers``        adapters (torch AdamW/Adafactor/Muon, GaLore, APOLLO, Fira, Adam-mini, ...)
-* ``contenders``   one optimizer setting (ours or a peer) -> the Trainer's optimizer factory
-* ``suites``       the catalogue of suites: demo / quick / full / finetune
-* ``tuning``       lr grid on a short budget, best by validation loss
-* ``run_one``      one run on the training harness (reused when finished)
-* ``run_suite``    a whole suite: tune, run, time, summarize, write the record
-* ``interleaved``  step times of all contenders, interleaved in one process
-* ``summary``      rows against AdamW; ``report`` report.md, goals and PNGs from results.json
-* ``finetune``     Shakespeare-pretrained model continued on the KJV Bible
-* ``demo``         ``snsm demo``: AdamW, AdamSN and AdamSNSM on the tiny model
+Every suite's numbers live in ``benchmarks/suites/<name>.json``; the modules hold the protocol.
+
+Settings
+* ``suite_files``   load a suite file; check its keys and types (errors name file and key)
+* ``suites``        the short suites (demo, quick, full, finetune, gpu) as ``Suite`` objects
+* ``stage_plan``    the standard suite's plan: settings, stages, entries, lean levels, variants
+
+What runs
+* ``peers``         adapters (torch AdamW/Adafactor/Muon, GaLore, APOLLO, Fira, Adam-mini, ...)
+* ``contenders``    one optimizer setting (ours or a peer) -> the Trainer's optimizer factory
+* ``run_one``       one run on the training harness (reused when finished)
+* ``run_pool``      runs in worker processes, cached as small JSON files under ``<record>/runs``
+* ``tuning``        the lr-tuning protocol (grid, edge extensions, plain group, confirm) and
+                    ``tune_lr``, its first step alone for the short suites
+* ``finetune``      the Shakespeare-pretrained model continued on the KJV Bible
+* ``interleaved``   step times of all contenders, interleaved in one process
+
+Suites
+* ``short_suite``   a short suite: tune, run, time, summarize, write the record
+* ``staged_suite``  the standard suite: its stages on the run pool, resumable
+* ``demo``          ``snsm demo``: AdamW, AdamSN and AdamSNSM on the tiny model
+
+Numbers and reports
+* ``statistics``    mean ± sd, steps-to-target, bootstrap intervals over seeds
+* ``summary``       a short suite's rows against AdamW
+* ``comparison``    the standard suite's comparisons against AdamW (Δ loss, steps fraction)
+* ``table_report``  a short suite's report.md from results.json
+* ``staged_report`` the standard suite's report.md from results.json
+* ``figures``       the PNGs of both reports
 
 Peers need the ``peers`` extra; a missing one is skipped with a line in the report.
 """

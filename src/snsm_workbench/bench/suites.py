@@ -1,62 +1,30 @@
-"""The suites of ``snsm bench``: which contenders, model, steps, seeds and tuning budget.
+"""The short suites of ``snsm bench`` (demo, quick, full, finetune, gpu), read from their files.
 
-* ``demo``: our three (AdamW, AdamSN, AdamSNSM) on the tiny model, minutes.
-* ``quick``: ours, the ablations and every peer on the tiny model, sized for about
-  30 minutes on a 2-core CPU shared with other work (one thread): a 20-step tuning
-  sweep on small grids, then 100-step runs at batch 8, evaluated every 5 steps;
-  our three get 3 seeds, peers and ablations one.
-* ``full``: the same contenders on the ``small`` model, longer, 3 seeds for all.
-* ``finetune``: a Shakespeare-pretrained tiny model continued on the King James
-  Bible (tokenized with the Shakespeare tokenizer) with each optimizer, 3 seeds.
-* ``gpu``: LLaMA-60M on one GPU with bf16 autocast, ours and the most used peers at fixed
-  lrs (ours: the harness lrs from the CPU tuning; peers: their authors'), sized for at
-  most 8 minutes on one H200 (an estimate: no GPU has run it yet).
-* ``standard``: the long, fairly tuned suite (:mod:`snsm_workbench.bench.standard`).
+Each suite's contenders, model, steps, seeds and tuning budget are in
+``benchmarks/suites/<name>.json`` (the ``description`` key says what it is for); this module
+turns one into a :class:`Suite`. Keys: ``preset``, ``steps``, ``seeds``, ``tune``,
+``tune_steps``, ``batch_size``, ``eval_every``, ``eval_batches``, ``device``, ``bf16``,
+optional ``finetune`` ({``pretrain_steps``, ``corpus``}), ``contenders`` (ours: ``label``,
+``optimizer``, ``lr``, ``grid``, optional ``optimizer_args``, ``plain_lr``, ``route``,
+``seeds``), optional ``lr_from`` ({ablation: the contender whose tuned lr it takes}) and
+``peers`` ({``names``: adapters at their authors' lr and grid, ``seeds``: null for the
+suite's}). The ``standard`` suite has its own schema (:mod:`snsm_workbench.bench.settings`).
 
 ``Suite.smoke()`` is any suite's code path in seconds on the CPU (tiny model, a few
 steps), for the tests.
-
-Grids: AdamW's is at least as fine as ours (6 points over a factor of 10, against
-4 for Subset-Norm), so the comparison cannot favour ours through tuning.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-from snsm_workbench.bench.contenders import ADAMW_LR, Contender
+from snsm_workbench.bench.contenders import Contender
 from snsm_workbench.bench.peers import PEERS
+from snsm_workbench.bench.suite_files import (SUITES_DIR, SuiteFileError, check_keys,
+                                              load_suite_file, numbers, suite_names)
 
-SNSM_ARGS = {"rank": 32, "update_gap": 100, "projector": "svd"}  # tiny model: 128-wide matrices
-ADAMW_GRID = (1e-3, 2e-3, 3e-3, 5e-3, 7e-3, 1e-2)
-SN_GRID = (1e-2, 2e-2, 3e-2, 5e-2)
-
-OURS = (
-    Contender("adamw", "adamw", False, 3e-3, ADAMW_GRID),
-    Contender("adamw_sn", "adamw_sn", False, 3e-2, SN_GRID),
-    Contender("adamw_snsm", "adamw_snsm", False, 3e-2, SN_GRID, dict(SNSM_ARGS)),
-)
-ABLATIONS = (
-    # The plain group (embedding, norms) at AdamW's lr instead of the SN lr.
-    Contender("adamw_snsm_plain_at_adamw_lr", "adamw_snsm", False, 3e-2, (), dict(SNSM_ARGS),
-              plain_lr=ADAMW_LR, seeds=1),
-    # The embedding also gets Subset-Norm / Subspace-Momentum.
-    Contender("adamw_snsm_all_matrices", "adamw_snsm", False, 3e-2, (), dict(SNSM_ARGS),
-              route="all-matrices", seeds=1),
-)
-# LLaMA-60M on a GPU: the paper's rank (128) and a refresh every 200 steps.
-GPU_SNSM_ARGS = {"rank": 128, "update_gap": 200, "projector": "svd"}
-GPU_OURS = tuple(replace(c, optimizer_args=dict(GPU_SNSM_ARGS)) if c.optimizer_args else c
-                 for c in OURS)
-GPU_PEERS = ("galore", "apollo", "muon", "adam_mini", "adamw8bit")
-# Ablations without a grid take the tuned lr of this contender.
-LR_FROM = {"adamw_snsm_plain_at_adamw_lr": "adamw_snsm", "adamw_snsm_all_matrices": "adamw_snsm"}
-
-
-def peer_contenders(seeds: int | None) -> tuple[Contender, ...]:
-    """One contender per peer adapter, at its recommended lr and grid."""
-    return tuple(Contender(p.name, p.name, True, p.lr, p.grid, seeds=seeds)
-                 for p in PEERS.values())
+STANDARD = "standard"  # the staged suite: its file has another schema
 
 
 @dataclass(frozen=True)
@@ -76,10 +44,11 @@ class Suite:
     finetune: dict = field(default_factory=dict)  # pretrain_steps, data (finetune only)
     device: str = "auto"  # auto, cpu or cuda (snsm_workbench.train.parallel.use_cuda)
     bf16: bool = False  # bfloat16 autocast
+    lr_from: dict = field(default_factory=dict)  # ablation -> the contender whose tuned lr it takes
 
     def with_route(self, route: str) -> Suite:
         """Every one of our contenders (not the ablations, not peers) on ``route``."""
-        contenders = tuple(replace(c, route=route) if not c.peer and c.label not in LR_FROM
+        contenders = tuple(replace(c, route=route) if not c.peer and c.label not in self.lr_from
                            else c for c in self.contenders)
         return replace(self, contenders=contenders)
 
@@ -90,21 +59,58 @@ class Suite:
                        finetune=self.finetune and {**self.finetune, "pretrain_steps": 2})
 
 
-SUITES: dict[str, Suite] = {
-    "demo": Suite("demo", OURS, steps=300, eval_every=25, eval_batches=8),
-    "quick": Suite("quick", OURS + ABLATIONS + peer_contenders(seeds=1), steps=100, seeds=3,
-                   tune=True, tune_steps=20, batch_size=8, eval_every=5, eval_batches=4),
-    "full": Suite("full", OURS + ABLATIONS + peer_contenders(seeds=None), preset="small",
-                  steps=1000, seeds=3, tune=True, tune_steps=150, eval_every=25,
-                  eval_batches=8),
-    "finetune": Suite("finetune", OURS + peer_contenders(seeds=1), steps=200, seeds=3,
-                      batch_size=8, eval_every=10, eval_batches=4,
-                      finetune={"pretrain_steps": 150, "corpus": "kjv"}),
-    "gpu": Suite("gpu", GPU_OURS + tuple(c for c in peer_contenders(seeds=1)
-                                         if c.label in GPU_PEERS),
-                 preset="llama-60m", steps=1000, seeds=1, batch_size=16, eval_every=100,
-                 eval_batches=8, device="cuda", bf16=True),
-}
+_SETTINGS = {"preset": "str", "steps": "int", "seeds": "int", "tune": "bool",
+             "tune_steps": "int", "batch_size": "int", "eval_every": "int",
+             "eval_batches": "int", "device": "str", "bf16": "bool"}
+_CONTENDER = {"label": "str", "optimizer": "str", "lr": "number", "grid": "list"}
+_CONTENDER_OPTIONAL = {"optimizer_args": "dict", "plain_lr": "number|str|null", "route": "str",
+                       "seeds": "int|null"}
+
+
+def _contender(obj: dict, where: str) -> Contender:
+    check_keys(obj, where, _CONTENDER, _CONTENDER_OPTIONAL)
+    return Contender(obj["label"], obj["optimizer"], False, float(obj["lr"]),
+                     numbers(obj["grid"], f"{where}.grid"), dict(obj.get("optimizer_args", {})),
+                     obj.get("plain_lr"), obj.get("route", "linear"), obj.get("seeds"))
+
+
+def _peers(obj: dict, where: str) -> tuple[Contender, ...]:
+    """Each named peer adapter at its authors' lr and grid."""
+    check_keys(obj, where, {"names": "list", "seeds": "int|null"})
+    unknown = [name for name in obj["names"] if name not in PEERS]
+    if unknown:
+        raise SuiteFileError(f"{where}.names: unknown peer(s) {unknown}; choose from "
+                             f"{', '.join(PEERS)}")
+    return tuple(Contender(name, name, True, PEERS[name].lr, PEERS[name].grid,
+                           seeds=obj["seeds"]) for name in obj["names"])
+
+
+def load_suite(name: str, folder: Path = SUITES_DIR) -> Suite:
+    """The short suite of ``<folder>/<name>.json`` (see the module docstring)."""
+    data = load_suite_file(name, folder)
+    where = str(Path(folder) / f"{name}.json")
+    check_keys(data, where, {**_SETTINGS, "description": "str", "contenders": "list"},
+               {"finetune": "dict", "lr_from": "dict", "peers": "dict"})
+    ours = tuple(_contender(c, f"{where}: contenders[{i}]")
+                 for i, c in enumerate(data["contenders"]))
+    peers = _peers(data["peers"], f"{where}: peers") if "peers" in data else ()
+    labels = [c.label for c in ours + peers]
+    lr_from = data.get("lr_from", {})
+    bad = {k: v for k, v in lr_from.items() if k not in labels or v not in labels}
+    if bad or len(set(labels)) != len(labels) or "adamw" not in labels:
+        raise SuiteFileError(f"{where}: contenders need unique labels with 'adamw' among them "
+                             f"and lr_from between them; got {labels}, lr_from {bad or lr_from}")
+    if "finetune" in data:
+        check_keys(data["finetune"], f"{where}: finetune",
+                   {"pretrain_steps": "int", "corpus": "str"})
+    return Suite(name, ours + peers, finetune=dict(data.get("finetune", {})), lr_from=lr_from,
+                 **{key: data[key] for key in _SETTINGS})
+
+
+SUITES: dict[str, Suite] = {name: load_suite(name) for name in suite_names() if name != STANDARD}
+# AdamSNSM's arguments on the tiny model (rank 32 of 128-wide matrices), for the scripts.
+SNSM_ARGS = dict(next(c.optimizer_args for c in SUITES["demo"].contenders
+                      if c.label == "adamw_snsm"))
 
 
 def get_suite(name: str) -> Suite:

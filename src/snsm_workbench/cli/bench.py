@@ -50,8 +50,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=_positive, default=2,
                        help="standard suite: runs trained in parallel, one thread each")
     bench.add_argument("--cached-only", action="store_true",
-                       help="standard suite: train nothing; report the stages whose runs are "
-                            "all in the record (the others are listed as incomplete)")
+                       help="train nothing: rebuild the report of the record in --out (standard "
+                            "suite: from its runs, the stages whose runs are all there; the "
+                            "others are listed as incomplete; other suites: from results.json)")
     bench.add_argument("--smoke", action="store_true",
                        help="the suite's code path in seconds on the CPU, on a generated "
                             "corpus (for tests)")
@@ -72,15 +73,15 @@ def _check_settings(args: argparse.Namespace, out: Path, work: Path) -> None:
 
 
 def run_standard(args: argparse.Namespace) -> int:
-    """``--suite standard``: the staged, fairly tuned suite (:mod:`snsm_workbench.bench.standard`)."""
-    from snsm_workbench.bench.standard import (STAGES, Settings, StandardSuite, check_stages,
-                                     write_results)
-    from snsm_workbench.bench.standard_report import write_report
+    """``--suite standard``: the staged, fairly tuned suite (:mod:`snsm_workbench.bench.staged_suite`)."""
+    from snsm_workbench.bench.stage_plan import PLAN, Settings
+    from snsm_workbench.bench.staged_report import write_report
+    from snsm_workbench.bench.staged_suite import StagedSuite, write_results
 
     out = Path(args.out or f"runs/bench/{time.strftime('%Y-%m-%d')}-standard")
     work = Path(args.work or out.parent / f"work-{out.name}")
-    stages = tuple(s.strip() for s in args.stages.split(",")) if args.stages else STAGES
-    check_stages(stages)  # before any folder is made
+    stages = tuple(s.strip() for s in args.stages.split(",")) if args.stages else PLAN.stages
+    PLAN.check_stages(stages)  # before any folder is made
     _check_settings(args, out, work)
     if args.smoke:
         from snsm_workbench.train.corpora import write_smoke_corpus
@@ -88,8 +89,8 @@ def run_standard(args: argparse.Namespace) -> int:
         second = str(write_smoke_corpus(work / "smoke-corpus-2", documents=4, words=1200))
         settings = Settings.smoke(data, second, args.cache_dir)
     else:
-        settings = Settings(data=args.data, cache_dir=args.cache_dir)
-    results = StandardSuite(settings, out, work, args.workers,
+        settings = Settings.standard(args.data, args.cache_dir)
+    results = StagedSuite(settings, out, work, args.workers,
                             train=not args.cached_only).run(stages)
     write_results(results, out)
     write_report(results, out)
@@ -97,16 +98,32 @@ def run_standard(args: argparse.Namespace) -> int:
     return 0
 
 
+def rebuild_report(args: argparse.Namespace) -> int:
+    """``--cached-only`` for a short suite: the report of ``--out`` from its results.json."""
+    from snsm_workbench.bench.table_report import load_results, write_report
+
+    if not args.out:
+        raise ValueError("--cached-only needs --out: the record whose report to rebuild")
+    results = Path(args.out) / "results.json"
+    if not results.is_file():
+        raise ValueError(f"--cached-only: no {results} to rebuild the report from")
+    write_report(load_results(results), args.out)
+    print(f"record: {args.out} (report.md, val_loss.png, pareto.png rebuilt)")
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
-    from snsm_workbench.bench.report import format_table
-    from snsm_workbench.bench.run_suite import SuiteOptions, run_suite
+    from snsm_workbench.bench.short_suite import SuiteOptions, run_suite
     from snsm_workbench.bench.suites import get_suite, select
+    from snsm_workbench.bench.table_report import format_table
 
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
     if args.suite == "standard":
         return run_standard(args)
+    if args.cached_only:
+        return rebuild_report(args)
     suite = get_suite(args.suite)
     if args.smoke:
         suite = suite.smoke()

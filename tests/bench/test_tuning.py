@@ -1,8 +1,8 @@
-"""The fair-tuning protocol: grids extended past an edge until the best point is inside."""
+"""The tuning protocol: grids extended past an edge until the best point is inside."""
 
 import math
 
-from snsm_workbench.bench.fair_tuning import best_of, neighbours, search
+from snsm_workbench.bench.tuning import best_of, neighbours, search
 
 
 def valley(best_lr):
@@ -26,7 +26,8 @@ def test_best_of_flags_the_edge_the_best_point_sits_on():
 
 def test_search_extends_past_the_edge_until_the_best_point_is_interior():
     score, calls = valley(best_lr=0.05)
-    scores, chosen = search([1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2], score, step=2.0)
+    scores, chosen = search([1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2], score, step=2.0,
+                            max_extensions=3)
     assert chosen.edge is None and chosen.value == 0.064 == max(scores) / 2
     assert sorted(calls) == sorted(scores) and len(scores) == 5 + 3  # each point run once
 

@@ -1,7 +1,8 @@
-"""``run_suite``: tune, train every contender over its seeds, summarize, write the record.
+"""A short suite's run (:mod:`snsm_workbench.bench.suites`): tune, train every contender over its
+seeds, summarize, write the record.
 
 Order: AdamW first (the baseline, and the lr of the ``plain group at AdamW's lr``
-ablation), then ours, the ablations (at the tuned lr of ``LR_FROM``), then peers.
+ablation), then ours, the ablations (at the tuned lr of the suite's ``lr_from``), then peers.
 A peer that is not installed, or that fails, is skipped with its reason.
 Output folder: ``results.json``, ``report.md``, ``val_loss.png``, ``pareto.png``,
 ``config.json`` (the suite) and ``environment.json`` (machine and package versions).
@@ -21,15 +22,15 @@ import torch
 
 from snsm_workbench.bench import peers as peer_lib
 from snsm_workbench.bench.contenders import Contender, resolve_plain_lr
-from snsm_workbench.bench.report import write_report
+from snsm_workbench.bench.table_report import write_report
 from snsm_workbench.bench.run_one import RunResult, run_one
-from snsm_workbench.bench.suites import LR_FROM, Suite
+from snsm_workbench.bench.suites import Suite
 from snsm_workbench.bench.summary import summarize
 from snsm_workbench.bench.tuning import tune_lr
 from snsm_workbench.measure.memory import memory_rows
 from snsm_workbench.train.config import TrainConfig
 from snsm_workbench.train.corpora import load_corpus
-from snsm_workbench.train.tokens import prepare_tokens
+from snsm_workbench.train.tokens import TokenData, prepare_tokens
 from snsm_workbench.util.environment import environment, package_version
 
 logger = logging.getLogger(__name__)
@@ -38,11 +39,11 @@ VERSIONED = ("snsm", "torch", "transformers", "tokenizers", "numpy", "pytorch_op
              "adam-mini", "bitsandbytes", "lion-pytorch", "matplotlib")
 
 
-def _ordered(contenders: tuple[Contender, ...]) -> list[Contender]:
+def _ordered(suite: Suite) -> list[Contender]:
     """AdamW first, then ours, the ablations (which take ours' tuned lr), then the peers."""
     def order(c: Contender) -> tuple[bool, int]:
-        return c.label != "adamw", 1 if c.label in LR_FROM else (2 if c.peer else 0)
-    return sorted(contenders, key=order)
+        return c.label != "adamw", 1 if c.label in suite.lr_from else (2 if c.peer else 0)
+    return sorted(suite.contenders, key=order)
 
 
 def _contender_info(c: Contender) -> dict:
@@ -91,6 +92,69 @@ def _base_config(suite: Suite, options: SuiteOptions) -> tuple[TrainConfig, int]
     return base, max(2, min(suite.tune_steps, steps))
 
 
+@dataclasses.dataclass
+class Trained:
+    """What the contenders' loop leaves: chosen lrs, runs, tuning points, skips, package info."""
+
+    lrs: dict[str, float] = dataclasses.field(default_factory=dict)
+    runs: dict[str, list[RunResult]] = dataclasses.field(default_factory=dict)
+    tuning: dict[str, dict] = dataclasses.field(default_factory=dict)
+    skipped: list[dict] = dataclasses.field(default_factory=list)
+    info: dict[str, dict] = dataclasses.field(default_factory=dict)
+
+
+def _data(suite: Suite, options: SuiteOptions, base: TrainConfig, work: Path
+          ) -> tuple[TokenData, dict | None, str]:
+    """(token data, initial model state or None, data name): the finetune suite continues a
+    pretrained model on the KJV Bible."""
+    corpus = load_corpus(base.data)
+    source = prepare_tokens(corpus, Path(base.cache_dir).expanduser(), base.vocab_size)
+    if not suite.finetune:
+        return source, None, corpus.name
+    from snsm_workbench.bench.finetune import finetune_data, pretrain
+
+    pretrain_steps = options.pretrain_steps or suite.finetune["pretrain_steps"]
+    initial_state = pretrain(base, source, pretrain_steps, work / "pretrain")
+    return finetune_data(source, work), initial_state, f"kjv ({corpus.name} tokenizer)"
+
+
+def _train_one(c: Contender, suite: Suite, options: SuiteOptions, tune_steps: int | None,
+               trained: Trained, context: tuple) -> None:
+    """Tune (``tune_steps`` not None) and train ``c`` over its seeds into ``trained``."""
+    base, work, data, initial_state = context
+    lr = trained.lrs.get(suite.lr_from.get(c.label), c.lr)
+    plain_lr = resolve_plain_lr(c, trained.lrs.get("adamw"))
+    if tune_steps is not None and c.grid:
+        lr, scores = tune_lr(c, base, tune_steps, work / "tune", plain_lr, data, initial_state)
+        trained.tuning[c.label] = {"steps": tune_steps, "chosen": lr, "grid": {
+            f"{k:g}": (None if v == float("inf") else round(v, 4)) for k, v in scores.items()}}
+    seeds = c.seeds or options.seeds or suite.seeds
+    trained.runs[c.label] = [run_one(c, lr, plain_lr, base, seed,
+                                     work / "runs" / c.label / f"seed{seed}", data, initial_state)
+                             for seed in range(seeds)]
+    trained.lrs[c.label] = lr
+    trained.info[c.label] = {**_contender_info(c), "plain_lr": plain_lr}
+
+
+def _train_all(suite: Suite, options: SuiteOptions, tune_steps: int | None,
+               context: tuple) -> Trained:
+    """Every contender in :func:`_ordered` order; a peer unavailable or failing is skipped."""
+    trained = Trained()
+    for c in _ordered(suite):
+        try:
+            _train_one(c, suite, options, tune_steps, trained, context)
+        except peer_lib.PeerUnavailable as exc:
+            trained.skipped.append({"optimizer": c.label, "reason": str(exc)})
+            logger.warning("bench: skipping %s: %s", c.label, exc)
+        except Exception as exc:  # a failing peer is reported, ours are bugs: re-raised
+            if not c.peer:
+                raise
+            trained.skipped.append({"optimizer": c.label,
+                                    "reason": f"failed: {type(exc).__name__}: {exc}"})
+            logger.exception("bench: %s failed; skipped", c.label)
+    return trained
+
+
 def run_suite(suite: Suite, out: str | os.PathLike, work: str | os.PathLike,
               options: SuiteOptions | None = None) -> dict:
     """Run ``suite``; writes the record into ``out`` and returns the results dict."""
@@ -99,67 +163,38 @@ def run_suite(suite: Suite, out: str | os.PathLike, work: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     base, tune_steps = _base_config(suite, options)
     tune = suite.tune if options.tune is None else options.tune
-    corpus = load_corpus(base.data)
-    source = prepare_tokens(corpus, Path(base.cache_dir).expanduser(), base.vocab_size)
-    data, initial_state, data_name = source, None, corpus.name
-    if suite.finetune:
-        from snsm_workbench.bench.finetune import finetune_data, pretrain
-
-        pretrain_steps = options.pretrain_steps or suite.finetune["pretrain_steps"]
-        initial_state = pretrain(base, source, pretrain_steps, work / "pretrain")
-        data, data_name = finetune_data(source, work), f"kjv ({corpus.name} tokenizer)"
-    lrs: dict[str, float] = {}
-    runs: dict[str, list[RunResult]] = {}
-    tuning, skipped, info = {}, [], {}
-    for c in _ordered(suite.contenders):
-        try:
-            lr = lrs.get(LR_FROM.get(c.label), c.lr)
-            plain_lr = resolve_plain_lr(c, lrs.get("adamw"))
-            if tune and c.grid:
-                lr, scores = tune_lr(c, base, tune_steps, work / "tune", plain_lr, data,
-                                     initial_state)
-                tuning[c.label] = {"steps": tune_steps, "chosen": lr, "grid": {
-                    f"{k:g}": (None if v == float("inf") else round(v, 4))
-                    for k, v in scores.items()}}
-            seeds = c.seeds or options.seeds or suite.seeds
-            runs[c.label] = [run_one(c, lr, plain_lr, base, seed,
-                                     work / "runs" / c.label / f"seed{seed}", data, initial_state)
-                             for seed in range(seeds)]
-            lrs[c.label] = lr
-            info[c.label] = {**_contender_info(c), "plain_lr": plain_lr}
-        except peer_lib.PeerUnavailable as exc:
-            skipped.append({"optimizer": c.label, "reason": str(exc)})
-            logger.warning("bench: skipping %s: %s", c.label, exc)
-        except Exception as exc:  # a failing peer is reported, ours are bugs: re-raised
-            if not c.peer:
-                raise
-            skipped.append({"optimizer": c.label, "reason": f"failed: {type(exc).__name__}: "
-                                                              f"{exc}"})
-            logger.exception("bench: %s failed; skipped", c.label)
+    data, initial_state, data_name = _data(suite, options, base, work)
+    trained = _train_all(suite, options, tune_steps if tune else None,
+                         (base, work, data, initial_state))
     timings = None
     if options.timing_rounds:
         from snsm_workbench.bench.interleaved import interleaved_step_times
 
-        timed = [(c, lrs[c.label], resolve_plain_lr(c, lrs.get("adamw")))
-                 for c in _ordered(suite.contenders) if c.label in runs]
+        timed = [(c, trained.lrs[c.label], resolve_plain_lr(c, trained.lrs.get("adamw")))
+                 for c in _ordered(suite) if c.label in trained.runs]
         timings = interleaved_step_times(timed, base, data, rounds=options.timing_rounds,
                                          initial_state=initial_state)
-    rows, curves = summarize(runs, lrs, timings=timings)
+    rows, curves = summarize(trained.runs, trained.lrs, timings=timings)
     config = {**base.to_dict(), "seq_len": base.seq_len or _preset_seq_len(base.preset),
               "data_name": data_name, "tune": tune, "tune_steps": tune_steps if tune else None,
               "suite": dataclasses.asdict(replace(suite, contenders=())), "out": None}
     results = {"suite": suite.name, "config": config, "rows": rows, "curves": curves,
-               "tuning": tuning, "skipped": skipped, "contenders": info,
-               "peers": [c.label for c in suite.contenders if c.peer],
+               "tuning": trained.tuning, "skipped": trained.skipped,
+               "contenders": trained.info, "peers": [c.label for c in suite.contenders if c.peer],
                "memory_at_scale": memory_at_scale(),
                "note": _note(suite, tune, tune_steps, options)}
+    _write_record(out, results, suite, options, config)
+    return results
+
+
+def _write_record(out: Path, results: dict, suite: Suite, options: SuiteOptions,
+                  config: dict) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "config.json").write_text(json.dumps(
         {"suite": suite.name, "options": dataclasses.asdict(options), "train": config,
          "contenders": [dataclasses.asdict(c) for c in suite.contenders]}, indent=2) + "\n")
     (out / "environment.json").write_text(json.dumps(environment(VERSIONED), indent=2) + "\n")
     write_report(results, out)
-    return results
 
 
 def _preset_seq_len(preset: str) -> int:

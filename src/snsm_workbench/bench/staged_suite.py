@@ -1,13 +1,15 @@
-"""The ``standard`` suite: long, fairly tuned, seeded comparisons with each ingredient isolated.
+"""The staged suite (``snsm bench --suite standard``): long, fairly tuned, seeded comparisons
+with each ingredient isolated. Its numbers (grids, stages, lean levels, search variants, seeds,
+steps) are in ``benchmarks/suites/standard.json`` (:mod:`snsm_workbench.bench.stage_plan`).
 
-Setting: the tiny LLaMA, ``full_steps`` steps of 16 x 128 tokens (2M tokens at 1,000),
-evaluated every 50 steps on 16 validation batches, a 2,048-token BPE vocabulary (the
+Setting (the file's): the tiny LLaMA, ``full_steps`` steps of 16 x 128 tokens (2M tokens at
+1,000), evaluated every 50 steps on 16 validation batches, a 2,048-token BPE vocabulary (the
 embedding is then about a quarter of the weights instead of over half: closer to a real
 LLaMA's share, and each step is about twice as fast on a CPU).
 
 Stages (each resumable: a finished run is read back from ``<record>/runs``):
 
-* ``headline``: AdamW, AdamSN and AdamSNSM, each tuned by :mod:`snsm_workbench.bench.fair_tuning`
+* ``headline``: AdamW, AdamSN and AdamSNSM, each tuned by :mod:`snsm_workbench.bench.tuning`
   on both learning rates (matrices and plain group: AdamW too), ``seeds`` seeds.
 * ``peers``: Muon, GaLore, APOLLO, Adam-mini and Adafactor, each tuned on its lr grid
   (x2 spacing around its authors' lr, factor 16); the best three get ``seeds`` seeds.
@@ -41,131 +43,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from snsm_workbench.bench import fair_tuning
+from snsm_workbench.bench import tuning
 from snsm_workbench.bench.contenders import Contender
-from snsm_workbench.bench.peers import PEERS
 from snsm_workbench.bench.run_pool import MissingRuns, RunKey, RunPool, final_loss
+from snsm_workbench.bench.stage_plan import (MAIN_CORPUS, PLAN, Entry, Plan, Settings, Variant,
+                                             check_same_settings)
 from snsm_workbench.bench.statistics import mean_sd
-from snsm_workbench.bench.suites import SNSM_ARGS
 from snsm_workbench.train.config import TrainConfig
 from snsm_workbench.train.corpora import load_corpus
 from snsm_workbench.train.tokens import prepare_tokens
 
 logger = logging.getLogger(__name__)
 
-ADAM_GRID = (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)  # x2 spacing, factor 16
-SN_GRID = (5e-3, 1e-2, 2e-2, 4e-2, 8e-2)
-PLAIN_GRID = (3e-3, 1e-2, 3e-2)  # absolute plain-group lrs (x3 spacing), plus "same as lr"
-# In priority order: the pool trains an earlier stage's runs first.
-STAGES = ("headline", "decomposition", "search", "peers", "corpora", "scale", "lean")
-PEER_NAMES = ("muon", "galore", "apollo", "adam_mini", "adafactor")
-MAIN_CORPUS = "shakespeare"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A contender of the standard suite and how it is tuned."""
-
-    contender: Contender
-    grid: tuple[float, ...]
-    two_group: bool = False  # tune the plain-group lr too
-    plain_follows_lr: bool = True  # an unset plain lr is the matrices' (Muon: its own AdamW lr)
-
-
-def _ours(label: str, optimizer: str, grid: tuple[float, ...], **kwargs) -> Entry:
-    args = dict(SNSM_ARGS) if optimizer in ("adamw_snsm", "adamw_sm") else {}
-    return Entry(Contender(label, optimizer, False, grid[len(grid) // 2], grid, args, **kwargs),
-                 grid, two_group=True)
-
-
-HEADLINE = (_ours("adamw", "adamw", ADAM_GRID), _ours("adamw_sn", "adamw_sn", SN_GRID),
-            _ours("adamw_snsm", "adamw_snsm", SN_GRID))
-INGREDIENTS = (_ours("adamw_sm", "adamw_sm", ADAM_GRID),
-               _ours("adamw_snsm_all", "adamw_snsm", SN_GRID, route="all-matrices"))
-
-
-# (label, the headline contender it modifies, extra optimizer arguments, weights)
-# The "nearest" rows show why pure bf16 needs stochastic rounding (or Kahan).
-LEAN = (("adamw_8bit", "adamw", {"state_precision": "8bit"}, "fp32"),
-        ("adamw_pure_bf16", "adamw", {}, "bf16"),
-        ("adamw_snsm_8bit", "adamw_snsm", {"state_precision": "8bit"}, "fp32"),
-        ("adamw_snsm_pure_bf16", "adamw_snsm", {}, "bf16"),
-        ("adamw_snsm_8bit_pure_bf16", "adamw_snsm", {"state_precision": "8bit"}, "bf16"),
-        ("adamw_pure_bf16_nearest", "adamw", {"bf16_update": "nearest"}, "bf16"),
-        ("adamw_snsm_pure_bf16_nearest", "adamw_snsm", {"bf16_update": "nearest"}, "bf16"))
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One change to the headline AdamSNSM for the ``search`` stage."""
-
-    knob: str
-    value: str | int
-    optimizer_args: dict = field(default_factory=dict)
-    plain_same: bool = False  # the plain group at the matrices' lr instead of its tuned one
-
-    @property
-    def label(self) -> str:
-        return f"adamw_snsm_{self.knob}_{self.value}"
-
-
-# The headline AdamSNSM: rank 32 of the tiny model's 128-wide matrices, refresh every 100
-# steps, SVD projector, the paper's subset rule, plain-group lr tuned.
-SEARCH = (Variant("rank", 16, {"rank": 16}), Variant("rank", 64, {"rank": 64}),
-          Variant("gap", 50, {"update_gap": 50}), Variant("gap", 200, {"update_gap": 200}),
-          Variant("projector", "rsvd", {"projector": "rsvd"}),
-          Variant("projector", "srht", {"projector": "srht"}),
-          Variant("projector", "uniform", {"projector": "uniform"}),
-          Variant("subset", "sqrt", {"subset_size": "sqrt"}),
-          Variant("subset", "tensor", {"subset_size": "tensor"}),
-          Variant("plain", "same", plain_same=True))
-SEARCH_KNOBS = tuple(dict.fromkeys(v.knob for v in SEARCH))
-
-
-def peer_entry(name: str) -> Entry:
-    """A peer on a x2 grid around its authors' lr (factor 16); a peer with a plain group
-    (Muon, GaLore, Fira, APOLLO) tunes its lr too, like ours."""
-    peer = PEERS[name]
-    grid = tuple(peer.lr * f for f in (0.25, 0.5, 1.0, 2.0, 4.0))
-    return Entry(Contender(name, name, True, peer.lr, grid), grid, two_group=peer.plain_group,
-                 plain_follows_lr=name != "muon")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The suite's size; ``smoke()`` is the same code path in seconds."""
-
-    preset: str = "tiny"
-    full_steps: int = 1000
-    batch_size: int = 16
-    seq_len: int = 128
-    vocab_size: int = 2048
-    eval_every: int = 50
-    eval_batches: int = 16
-    seeds: int = 3
-    corpus_seeds: int = 3
-    peer_seeded: int = 3  # the best peers that get ``seeds`` seeds
-    corpora: tuple[str, ...] = ("kjv", "python-stdlib")
-    scale_presets: tuple[str, ...] = ("tiny", "mini", "small")
-    scale_steps: int = 500
-    data: str | None = None  # the main corpus: Shakespeare when None
-    cache_dir: str | None = None
-    peers: tuple[str, ...] = PEER_NAMES
-    plain_grid: tuple[float, ...] = PLAIN_GRID
-    search_knobs: tuple[str, ...] = SEARCH_KNOBS
-
-    @property
-    def short_steps(self) -> int:
-        """The tuning horizon: a third of the full one."""
-        return math.ceil(self.full_steps / 3)
-
-    @classmethod
-    def smoke(cls, data: str, second: str, cache_dir: str | None = None) -> Settings:
-        """Seconds: generated corpora ``data`` (main) and ``second``, a few steps."""
-        return cls(full_steps=9, batch_size=2, seq_len=32, vocab_size=300, eval_every=3,
-                   eval_batches=1, seeds=2, corpus_seeds=1, peer_seeded=1, corpora=(second,),
-                   scale_presets=("tiny",), scale_steps=3, data=data, cache_dir=cache_dir,
-                   peers=("adafactor", "muon"), search_knobs=("rank", "plain"))
+TUNED_STAGES = ("peers", "decomposition")  # their values are Tuned records
 
 
 @dataclass
@@ -184,14 +74,14 @@ class Tuned:
     runs: list[dict] = field(default_factory=list)
 
 
-class StandardSuite:
+class StagedSuite:
     """Runs the stages into ``record`` (runs cached there), training in ``workers`` processes."""
 
     def __init__(self, settings: Settings, record: Path, work: Path, workers: int = 2,
-                 train: bool = True):
-        self.settings, self.record = settings, Path(record)
+                 train: bool = True, plan: Plan = PLAN):
+        self.settings, self.record, self.plan = settings, Path(record), plan
         self.main = settings.data or MAIN_CORPUS
-        _check_same_settings(settings, self.record / "runs" / "settings.json")
+        check_same_settings(settings, self.record / "runs" / "settings.json")
         self.pool = RunPool(self.record, Path(work), workers, train)
         # label -> (contender, a point it ran at) on the main corpus and preset
         self._configurations: dict[str, tuple[Contender, tuple[float, float | None]]] = {}
@@ -227,7 +117,7 @@ class StandardSuite:
                  contender, config) for lr, plain in points for seed in seeds]
 
     def _scores(self, contender: Contender, steps: int, point_of, priority: int
-                ) -> fair_tuning.Score:
+                ) -> tuning.Score:
         def score(values):
             values = list(values)
             results = self.runs(contender, [point_of(v) for v in values], steps, [0],
@@ -241,22 +131,24 @@ class StandardSuite:
         """The fair-tuning protocol for one entry (``plain_fixed``: no plain-group search)."""
         s, c = self.settings, entry.contender
         tuned = Tuned(c.label)
-        tuned.grid, chosen = fair_tuning.search(
+        steps = self.plan.tuning
+        tuned.grid, chosen = tuning.search(
             entry.grid, self._scores(c, s.short_steps, lambda lr: (lr, plain_fixed), priority),
-            fair_tuning.GRID_STEP)
+            steps["grid_step"], steps["max_extensions"])
         lr, tuned.grid_edge, plain = chosen.value, chosen.edge, plain_fixed
         if entry.two_group and plain_fixed is None:
             values = (*s.plain_grid, lr) if entry.plain_follows_lr else s.plain_grid
 
             def point(p):  # "the same as the matrices" is the unset plain lr
                 return lr, None if p == lr and entry.plain_follows_lr else p
-            tuned.plain_grid, chosen_plain = fair_tuning.search(
-                values, self._scores(c, s.short_steps, point, priority), fair_tuning.PLAIN_STEP)
+            tuned.plain_grid, chosen_plain = tuning.search(
+                values, self._scores(c, s.short_steps, point, priority), steps["plain_step"],
+                steps["max_extensions"])
             plain, tuned.plain_edge = chosen_plain.value, chosen_plain.edge
-        tuned.confirm, chosen = fair_tuning.search(
-            fair_tuning.neighbours(tuned.grid, lr),
+        tuned.confirm, chosen = tuning.search(
+            tuning.neighbours(tuned.grid, lr),
             self._scores(c, s.full_steps, lambda x: (x, plain), priority),
-            fair_tuning.GRID_STEP, fair_tuning.CONFIRM_EXTENSIONS)
+            steps["grid_step"], steps["confirm_extensions"])
         tuned.lr, tuned.confirm_edge = chosen.value, chosen.edge
         tuned.plain_lr = None if plain == tuned.lr and entry.plain_follows_lr else plain
         tuned.runs = self.seeded(c, tuned.lr, plain, seeds, priority=priority)
@@ -286,33 +178,37 @@ class StandardSuite:
                                      entries))
         return {t.label: t for t in tuned}
 
-    # -- the stages (priority: the order in STAGES) ------------------------------------------
+    # -- the stages (priority: their order in the plan) ---------------------------------------
+    def _priority(self, stage: str) -> int:
+        return self.plan.stages.index(stage)
+
     def headline(self) -> dict[str, Tuned]:
-        return self._tune_all(HEADLINE, seeds=self.settings.seeds, priority=_priority("headline"))
+        return self._tune_all(self.plan.headline, seeds=self.settings.seeds,
+                              priority=self._priority("headline"))
 
     def decomposition(self, adamw: Tuned) -> dict[str, Tuned]:
         """Every plain group at AdamW's tuned plain-group lr; the matrices' lr tuned."""
         plain = adamw.plain_lr if adamw.plain_lr is not None else adamw.lr
-        entries = [e for e in HEADLINE if e.contender.label != "adamw"] + list(INGREDIENTS)
+        entries = [e for e in self.plan.headline if e.contender.label != "adamw"] + list(self.plan.ingredients)
         tuned = self._tune_all(entries, plain_fixed=plain, seeds=self.settings.seeds,
-                               priority=_priority("decomposition"))
+                               priority=self._priority("decomposition"))
         return {"adamw": adamw, **tuned}
 
     def peers(self) -> dict[str, Tuned]:
         s = self.settings
-        entries = {name: peer_entry(name) for name in s.peers}
-        tuned = self._tune_all(list(entries.values()), priority=_priority("peers"))
+        entries = {name: self.plan.peer_entry(name) for name in s.peers}
+        tuned = self._tune_all(list(entries.values()), priority=self._priority("peers"))
         best = sorted(tuned.values(), key=lambda t: final_loss(t.runs[0]))[:s.peer_seeded]
         for t in best:
             t.runs = self.seeded(entries[t.label].contender, t.lr, t.plain_lr, s.seeds,
-                                 priority=_priority("peers"))
+                                 priority=self._priority("peers"))
         return tuned
 
     def _headline_everywhere(self, headline: dict[str, Tuned], places, seeds: int,
                              steps: int | None, priority: int, where: str) -> dict:
         """The headline's tuned settings run at each corpus or preset of ``places``."""
         jobs = [(place, e.contender, headline[e.contender.label]) for place in places
-                for e in HEADLINE]
+                for e in self.plan.headline]
 
         def run(job):
             place, contender, tuned = job
@@ -326,13 +222,13 @@ class StandardSuite:
         return out
 
     def search(self, headline: dict[str, Tuned]) -> dict[str, dict]:
-        """Each variant of :data:`SEARCH` (of ``search_knobs``) at AdamSNSM's tuned lrs: seed 0,
+        """Each variant of the plan's ``search`` (of ``search_knobs``) at AdamSNSM's tuned lrs: seed 0,
         then all seeds when its loss is at most the default's seed-0 loss plus the default's
         seed sd (a variant within noise is worth its seeds: equal loss with a smaller state
         counts too). Returns {label: {knob, value, optimizer_args, lr, plain_lr, runs}}."""
         s, base = self.settings, headline["adamw_snsm"]
-        default = next(e.contender for e in HEADLINE if e.contender.label == "adamw_snsm")
-        variants = [v for v in SEARCH if v.knob in s.search_knobs]
+        default = next(e.contender for e in self.plan.headline if e.contender.label == "adamw_snsm")
+        variants = [v for v in self.plan.search if v.knob in s.search_knobs]
         finals = [final_loss(r) for r in base.runs]
         threshold = finals[0] + mean_sd(finals)[1]
 
@@ -340,10 +236,10 @@ class StandardSuite:
             contender = replace(default, label=variant.label, grid=(), optimizer_args={
                 **default.optimizer_args, **variant.optimizer_args})
             plain = None if variant.plain_same else base.plain_lr
-            runs = self.seeded(contender, base.lr, plain, 1, priority=_priority("search"))
+            runs = self.seeded(contender, base.lr, plain, 1, priority=self._priority("search"))
             if final_loss(runs[0]) <= threshold:
                 runs = self.seeded(contender, base.lr, plain, s.seeds,
-                                   priority=_priority("search"))
+                                   priority=self._priority("search"))
             return {"knob": variant.knob, "value": variant.value,
                     "optimizer_args": contender.optimizer_args, "lr": base.lr,
                     "plain_lr": plain, "runs": runs}
@@ -354,28 +250,27 @@ class StandardSuite:
     def corpora(self, headline: dict[str, Tuned]) -> dict[str, dict[str, list[dict]]]:
         s = self.settings
         return self._headline_everywhere(headline, s.corpora, s.corpus_seeds, None,
-                                         _priority("corpora"), "corpus")
+                                         self._priority("corpora"), "corpus")
 
     def scale(self, headline: dict[str, Tuned]) -> dict[str, dict[str, list[dict]]]:
         s = self.settings
         return self._headline_everywhere(headline, s.scale_presets, 1, s.scale_steps,
-                                         _priority("scale"), "preset")
+                                         self._priority("scale"), "preset")
 
     def lean(self, headline: dict[str, Tuned]) -> dict[str, list[dict]]:
         """Each lean level at its headline contender's tuned lrs (no retuning)."""
-        by_label = {e.contender.label: e.contender for e in HEADLINE}
+        by_label = {e.contender.label: e.contender for e in self.plan.headline}
 
         def run(level):
-            label, base, extra, weights = level
-            c = by_label[base]
-            contender = replace(c, label=label, grid=(), weights=weights,
-                                optimizer_args={**c.optimizer_args, **extra})
-            tuned = headline[base]
+            c = by_label[level.base]
+            contender = replace(c, label=level.label, grid=(), weights=level.weights,
+                                optimizer_args={**c.optimizer_args, **level.optimizer_args})
+            tuned = headline[level.base]
             return self.seeded(contender, tuned.lr, tuned.plain_lr, self.settings.seeds,
-                               priority=_priority("lean"))
-        with self._threads(len(LEAN)) as threads:
-            runs = list(threads.map(run, LEAN))
-        return {level[0]: level_runs for level, level_runs in zip(LEAN, runs)}
+                               priority=self._priority("lean"))
+        with self._threads(len(self.plan.lean)) as threads:
+            runs = list(threads.map(run, self.plan.lean))
+        return {level.label: level_runs for level, level_runs in zip(self.plan.lean, runs)}
 
     def state(self) -> dict[str, int]:
         """{label: optimizer-state bytes} of every configuration run so far, each measured
@@ -383,19 +278,20 @@ class StandardSuite:
         items = sorted(self._configurations.items())
         jobs = [job for _, (contender, point) in items for job in self._jobs(
             contender, [point], 1, [0], self.main, self.settings.preset)]
-        measured = self.pool.run_many(jobs, priority=len(STAGES))
+        measured = self.pool.run_many(jobs, priority=len(self.plan.stages))
         return {label: run["state_bytes"] for (label, _), run in zip(items, measured)}
 
-    def run(self, stages: tuple[str, ...] = STAGES) -> dict:
+    def run(self, stages: tuple[str, ...] | None = None) -> dict:
         """Run ``stages`` concurrently (the headline always: the others use its settings);
         the pool trains the earlier stages' runs first, then :meth:`state`. Returns the
         results; a stage whose runs a read-only pool lacks is listed under ``incomplete``."""
-        check_stages(stages)
+        stages = self.plan.stages if stages is None else stages
+        self.plan.check_stages(stages)
         results = {"settings": asdict(self.settings), "stages": list(stages), "incomplete": {}}
         if self.pool.train:
             self._prepare_tokens(stages)
         try:
-            with self._threads(len(STAGES)) as threads:
+            with self._threads(len(self.plan.stages)) as threads:
                 futures = {"peers": threads.submit(self.peers)} if "peers" in stages else {}
                 try:
                     headline = self.headline()
@@ -432,35 +328,6 @@ class StandardSuite:
             config = self.config(self.settings.preset, 1, corpus)
             prepare_tokens(load_corpus(config.data), Path(config.cache_dir).expanduser(),
                            config.vocab_size)
-
-
-def _check_same_settings(settings: Settings, path: Path) -> None:
-    """The runs cached under ``path.parent`` were made with ``settings`` (written if new).
-    A setting added after the cache was made must hold its default value."""
-    saved = json.loads(json.dumps(asdict(settings)))
-    if path.is_file():
-        cached = {**json.loads(json.dumps(asdict(Settings()))), **json.loads(path.read_text())}
-        changed = sorted(k for k in saved if cached.get(k) != saved[k])
-        if changed:
-            raise ValueError(f"{path.parent} holds runs made with other settings ({changed}); "
-                             f"use another --out")
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(saved, indent=1) + "\n")
-
-
-def _priority(stage: str) -> int:
-    return STAGES.index(stage)
-
-
-def check_stages(stages: tuple[str, ...]) -> None:
-    """ValueError naming the stages that are not in ``STAGES``."""
-    unknown = [stage for stage in stages if stage not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
-
-
-TUNED_STAGES = ("peers", "decomposition")  # their values are Tuned records
 
 
 def _tuned_dict(tuned: dict[str, Tuned]) -> dict[str, dict]:
