@@ -1,7 +1,8 @@
 """``snsm demo``: AdamW, AdamSN and AdamSNSM train the tiny LLaMA on Shakespeare, side by side.
 
-Same seed, data order, steps and schedule for all three; paper-style learning
-rates (Subset-Norm about 10x AdamW's). Writes each run's folder, ``demo.png``
+The contenders (optimizer, lr, arguments) are the ``demo`` suite's
+(``benchmarks/suites/demo.json``): same seed, data order, steps and schedule for all three;
+paper-style learning rates (Subset-Norm about 10x AdamW's). Writes each run's folder, ``demo.png``
 (all curves), ``results.json`` and ``table.md`` under the output folder. A run
 folder left by an earlier demo is resumed (and reused once finished).
 """
@@ -16,22 +17,15 @@ from pathlib import Path
 from snsm_workbench.bench.contenders import Contender, ContenderFactory
 from snsm_workbench.bench.table_report import format_table
 from snsm_workbench.bench.run_one import RunResult
+from snsm_workbench.bench.suites import get_suite
 from snsm_workbench.bench.summary import summarize
 from snsm_workbench.train.checkpoint import CHECKPOINT_NAME
-from snsm_workbench.train.config import TrainConfig, harness_lr
+from snsm_workbench.train.config import TrainConfig
 from snsm_workbench.train.loop import train
 from snsm_workbench.train.metrics import METRICS_NAME, read_records
 from snsm_workbench.train.plots import plot_curves
 
 logger = logging.getLogger(__name__)
-
-DEMO_OPTIMIZERS = {
-    "adamw": {},
-    "adamw_sn": {},
-    # rank 32 of the tiny model's 128-wide matrices; refresh every 100 steps.
-    "adamw_snsm": {"rank": 32, "update_gap": 100, "projector": "svd"},
-}
-
 
 def _as_run(name: str, lr: float, seed: int, records: list[dict],
             opt_step_times: list[float]) -> RunResult:
@@ -43,11 +37,14 @@ def _as_run(name: str, lr: float, seed: int, records: list[dict],
 def run_demo(out: str | Path = "runs/demo", base: TrainConfig | None = None) -> list[dict]:
     """Train the three optimizers with ``base``'s settings; returns the table's rows."""
     out = Path(out)
-    base = base or TrainConfig(preset="tiny", steps=300, eval_every=25, save_every=100)
+    suite = get_suite("demo")
+    base = base or TrainConfig(preset=suite.preset, steps=suite.steps,
+                               eval_every=suite.eval_every, save_every=100)
     runs, lrs = {}, {}
-    for name, args in DEMO_OPTIMIZERS.items():
+    for contender in suite.contenders:
+        name, args = contender.optimizer, contender.optimizer_args
         run_dir = out / name
-        config = dataclasses.replace(base, optimizer=name, lr=harness_lr(name),
+        config = dataclasses.replace(base, optimizer=name, lr=contender.lr,
                                      optimizer_args={**args, **base.optimizer_args}
                                      if name == "adamw_snsm" else {}, out=str(run_dir))
         logger.info("demo: training %s (lr %g)", name, config.lr)
