@@ -103,3 +103,13 @@ def test_all_lists_the_public_api():
     public = {name for name, value in vars(snsm).items()
               if not name.startswith("_") and not inspect.ismodule(value)}
     assert public == set(snsm.__all__)
+
+
+def test_a_user_subclass_without_a_default_lr_still_defines():
+    class Custom(snsm.SNSM):
+        def __init__(self, params, lr, *, rank=4):
+            super().__init__(params, lr, rank=rank)
+
+    assert Custom.options == ("lr", "rank") and Custom.constructor_lr is None
+    group = Custom([torch.nn.Parameter(torch.zeros(3, 2))], 0.5).param_groups[0]
+    assert (group["lr"], group["rank"]) == (0.5, 4)

@@ -327,11 +327,14 @@ class SNSM(torch.optim.Optimizer):
 
 def _declare_options(cls: type) -> None:
     """Set ``cls.options`` (the hyperparameters its constructor accepts beside ``params``, in
-    order) and ``cls.constructor_lr`` (its constructor's default lr), read once here from the
-    signature so that the registry and the harness read attributes instead."""
+    order) and ``cls.constructor_lr`` (its constructor's default lr; None for a subclass
+    without one), read once here from the signature so that the registry and the harness
+    read attributes instead."""
     parameters = inspect.signature(cls).parameters
     cls.options = tuple(name for name in parameters if name != "params")
-    cls.constructor_lr = float(parameters["lr"].default)
+    lr = parameters.get("lr")
+    has_default = lr is not None and isinstance(lr.default, (int, float))
+    cls.constructor_lr = float(lr.default) if has_default else None
 
 
 _declare_options(SNSM)
