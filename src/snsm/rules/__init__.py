@@ -1,4 +1,7 @@
-"""The two rules every optimizer here combines: a momentum rule and a step-size rule."""
+"""The rules every optimizer here combines: a momentum rule (:mod:`~snsm.rules.momentum`) and a
+step-size rule (:mod:`~snsm.rules.step_size`, over a :mod:`~snsm.rules.partition`); how the
+state is stored (:mod:`~snsm.rules.precision` over :mod:`~snsm.rules.quantize`) and how an
+update reaches a bf16 parameter (:mod:`~snsm.rules.bf16`)."""
 
 from snsm.rules.momentum import MOMENTUM_RULES, REFRESH_RULES
 from snsm.rules.partition import SUBSET_RULES, Partition, resolve_partition, sum_squares
