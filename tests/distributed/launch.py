@@ -29,7 +29,7 @@ def torchrun(*args, nproc: int = 2, timeout: int = 240) -> subprocess.CompletedP
 def write_corpus(path: Path) -> Path:
     """The small text corpus of the harness tests (``tests/train/conftest.py``)."""
     spec = importlib.util.spec_from_file_location(
-        "train_conftest", Path(__file__).parents[1] / "train" / "conftest.py")
+        "train_conftest", Path(__file__).parents[1] / "snsm_workbench" / "train" / "conftest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.write_corpus(path)

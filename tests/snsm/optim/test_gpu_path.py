@@ -18,7 +18,7 @@ from snsm_workbench.measure.speed import measure_speed, speed_device
 from snsm_workbench.train import parallel
 from snsm_workbench.train.config import config_from_dict
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "gpu_check.py"
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error")
 

@@ -33,7 +33,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 def _write_corpus(path: Path) -> Path:
     spec = importlib.util.spec_from_file_location(
-        "train_conftest", Path(__file__).parent / "train" / "conftest.py")
+        "train_conftest", Path(__file__).parent / "conftest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.write_corpus(path)

@@ -8,7 +8,7 @@ import pytest
 
 from snsm_workbench.cli import main
 
-RECORDS = Path(__file__).resolve().parents[2] / "benchmarks" / "records"
+RECORDS = Path(__file__).resolve().parents[3] / "benchmarks" / "records"
 SHORT = [("quick", "2026-11-29-quick"), ("finetune", "2026-11-29-finetune"),
          ("finetune", "2026-11-30-finetune")]
 
