@@ -91,6 +91,33 @@ class TrainConfig:
         """The fields as a JSON-serializable dict (``config_from_dict`` reads it back)."""
         return dataclasses.asdict(self)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        given = self.__dict__.get("_given")
+        if given is not None:  # after __init__: an assignment is an explicit request
+            given.add(name)
+
+    def given_fields(self) -> frozenset[str]:
+        """The fields set explicitly: passed to the constructor (every field, through
+        ``dataclasses.replace``) or assigned since. A resume (:mod:`~snsm_workbench.train.
+        resume`) honours or refuses each of them, whether or not it equals its default."""
+        return frozenset(self.__dict__.get("_given", (f.name for f in dataclasses.fields(self))))
+
+
+def _track_given(init):
+    """``TrainConfig.__init__`` that also records which fields were passed."""
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.__dict__["_given"] = set(names[:len(args)]) | set(kwargs)
+
+    return __init__
+
+
+TrainConfig.__init__ = _track_given(TrainConfig.__init__)
+
 
 def harness_lr(name: str) -> float:
     """The peak lr of optimizer ``name`` in the harness: its registry spec's ``harness_lr``

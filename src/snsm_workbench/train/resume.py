@@ -93,19 +93,13 @@ def resume_config(run_dir: str | os.PathLike, changes: Mapping[str, Any] | None 
 
 
 def resume_changes(config: TrainConfig) -> dict[str, Any]:
-    """The changes a config given to ``train`` with ``resume`` set asks for.
-
-    With ``out`` set the config is complete (``config_from_args``, :func:`resume_config`,
-    or a saved config edited): every setting counts. With ``out`` unset
-    (``TrainConfig(resume=RUN, steps=400)``) only the settings away from their defaults
-    count; the others keep their saved values.
-    """
-    values = config.to_dict()
-    del values["resume"]
-    if config.out is not None:
-        return values
-    defaults = TrainConfig().to_dict()
-    return {key: value for key, value in values.items() if value != defaults[key]}
+    """The changes a config given to ``train`` with ``resume`` set asks for: every field
+    given explicitly (:meth:`~snsm_workbench.train.config.TrainConfig.given_fields`), equal
+    to its default or not; ``TrainConfig(resume=RUN, steps=200)`` asks for 200 steps. A
+    complete config (``config_from_args``, :func:`resume_config`, ``dataclasses.replace``
+    of a saved config) gives every field."""
+    given = config.given_fields() - {"resume"}
+    return {key: value for key, value in config.to_dict().items() if key in given}
 
 
 def record_resume(record: dict[str, Any], config: TrainConfig, step: int) -> bool:
