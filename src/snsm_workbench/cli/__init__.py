@@ -32,6 +32,9 @@ DIVERGED = 1  # TrainingError: the losses stayed non-finite
 PLAIN_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
                 errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
 EXPECTED = (ValueError, FileNotFoundError, PermissionError, ConflictError, ImportError)
+# Third-party modules of the workbench -> the extra that installs them (pyproject.toml).
+EXTRAS = {module: "train" for module in ("transformers", "tokenizers", "accelerate", "numpy",
+                                         "tqdm", "matplotlib")}
 
 
 class Command(NamedTuple):
@@ -98,8 +101,22 @@ def is_user_error(exc: BaseException) -> bool:
     return isinstance(exc, EXPECTED)
 
 
+def missing_extra(exc: BaseException) -> str | None:
+    """For a workbench dependency that is not installed, the line that names its extra."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    extra = EXTRAS.get(exc.name.split(".")[0])
+    if extra is None:
+        return None
+    return (f"this command needs {exc.name.split('.')[0]}, from the '{extra}' extra: "
+            f"pip install 'snsm[{extra}]'")
+
+
 def one_line(exc: BaseException) -> str:
-    """The message of ``exc`` on one line (an OSError's reason and file, no [Errno N])."""
+    """The message of ``exc`` on one line (an OSError's reason and file, no [Errno N]; a
+    missing workbench dependency names its extra)."""
+    if missing_extra(exc):
+        return missing_extra(exc)
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror + (f": {exc.filename}" if exc.filename else "")
     else:
@@ -143,7 +160,14 @@ def exit_code(exc: BaseException) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser([chosen_command(argv)]).parse_args(argv)
+    try:
+        parser = build_parser([chosen_command(argv)])
+    except ModuleNotFoundError as exc:
+        if missing_extra(exc) is None or "--debug" in argv:
+            raise
+        print(f"snsm: error: {missing_extra(exc)}", file=sys.stderr)
+        return USAGE_ERROR
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     with _sigterm_stops():
         try:

@@ -1,0 +1,97 @@
+"""The distribution installs like a library: a wheel and an sdist that ``twine check`` passes, a
+wheel that works in a fresh environment holding torch alone, and workbench commands that name
+the extra they need. Nothing is downloaded: the build uses this environment's setuptools."""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import os
+import shutil
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from test_architecture import _requirement_names
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "src")
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory) -> Path:
+    """A wheel and an sdist built from a copy of the sources (the checkout stays clean)."""
+    work = tmp_path_factory.mktemp("build")
+    for name in SOURCES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, work / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, work / name)
+    out = work / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out),
+                    str(work)], check=True, capture_output=True, text=True)
+    return out
+
+
+def test_wheel_and_sdist_pass_twine_check(dist):
+    files = sorted(dist.iterdir())
+    assert sorted(f.suffix for f in files) == [".gz", ".whl"]
+    result = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, files)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_wheel_metadata_and_contents(dist):
+    wheel = next(dist.glob("*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        meta = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    import snsm
+    assert f"Version: {snsm.__version__}" in meta
+    assert "License-Expression: Apache-2.0" in meta and "Classifier: Typing :: Typed" in meta
+    assert "snsm/py.typed" in names and "snsm/optim/named.py" in names
+    assert "snsm_workbench/cli/__init__.py" in names
+    assert not any(name.startswith("tests/") for name in names)
+
+
+def _torch_only_site(target: Path) -> Path:
+    """A folder of links to torch and the distributions torch requires, nothing else."""
+    target.mkdir()
+    site = Path(metadata.distribution("torch").locate_file(""))
+    for module in _requirement_names("torch") | {"torch", "torchgen", "functorch"}:
+        for candidate in (site / module, site / f"{module}.py"):
+            if candidate.exists():
+                os.symlink(candidate, target / candidate.name)
+    return target
+
+
+def test_wheel_works_in_a_torch_only_environment(dist, tmp_path):
+    env = tmp_path / "venv"
+    venv.create(env, with_pip=False)
+    python = env / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; "
+                                "print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "torch_only.pth").write_text(str(_torch_only_site(tmp_path / "torch_only")) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                    "--target", str(site), str(next(dist.glob("*.whl")))], check=True)
+    code = ("import torch, snsm\n"
+            "model = torch.nn.Sequential(torch.nn.Embedding(50, 16), torch.nn.Linear(16, 50))\n"
+            "opt = snsm.create_optimizer(model, 'adamw_snsm', lr=1e-2, rank=4)\n"
+            "model(torch.randint(0, 50, (2, 8))).logsumexp(-1).mean().backward()\n"
+            "opt.step()\n"
+            "print(snsm.state_bytes(opt) > 0)\n")
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    train = subprocess.run([str(python), "-m", "snsm_workbench", "train", "--steps", "1"],
+                           capture_output=True, text=True)
+    assert train.returncode == 2 and "Traceback" not in train.stderr
+    assert train.stderr.strip().splitlines()[-1] == (
+        "snsm: error: this command needs transformers, from the 'train' extra: "
+        "pip install 'snsm[train]'")
