@@ -14,17 +14,21 @@ change.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from snsm_workbench.train.config import LEAN_OPTION_FLAGS, TrainConfig, typed_settings, validate
-from snsm_workbench.train.record import read_run_config
+from snsm_workbench.train.checkpoint import CheckpointError
+from snsm_workbench.train.record import CONFIG_NAME, read_run_config
 from snsm_workbench.train.run_config import RESOLVED_FIELDS, resolve
 from snsm_workbench.util.errors import ConflictError
 
 # Settings a resumed run may change (steps: only to a larger value).
 RESUME_CHANGEABLE = ("steps", "eval_every", "save_every", "quiet")
+# Settings of the record that say where a run is, not what it is (free to differ).
+_PLACE = ("out", "resume", "cache_dir")
 
 
 def _flag(key: str) -> str:
@@ -112,3 +116,24 @@ def record_resume(record: dict[str, Any], config: TrainConfig, step: int) -> boo
         record["config"] = {**saved, **{k: new for k, (_, new) in changed.items()}}
         record.setdefault("resumes", []).append({"step": step, "changed": changed})
     return bool(changed)
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def check_record_unedited(run_dir: str | os.PathLike, config: Mapping[str, Any],
+                          trained: Mapping[str, Any]) -> None:
+    """CheckpointError, naming the key, both values and the file, when a setting of the
+    resumed ``config`` (read from ``RUN/config.json``) that a resume cannot change differs
+    from the one the checkpoint was trained with (``trained``): the record was edited by
+    hand, and would no longer describe the run."""
+    for key, value in trained.items():
+        if key in RESUME_CHANGEABLE or key in _PLACE or key not in config:
+            continue
+        if _as_json(config[key]) != _as_json(value):  # a tuple and a list are the same
+            path = Path(run_dir) / CONFIG_NAME
+            raise CheckpointError(
+                f"cannot resume {run_dir}: {path} says {key}={config[key]!r} but the run was "
+                f"trained with {key}={value!r} (its checkpoint); the record was edited: "
+                f"restore {key}, or start a new run with --out to change it")

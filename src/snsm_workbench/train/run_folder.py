@@ -26,7 +26,7 @@ from snsm_workbench.train.config import TrainConfig, check_paths
 from snsm_workbench.train.metrics import METRICS_NAME, MetricsLog
 from snsm_workbench.train.parallel import Parallel
 from snsm_workbench.train.record import read_run_record, write_run_record
-from snsm_workbench.train.resume import record_resume, resume_changes, resume_config
+from snsm_workbench.train.resume import check_record_unedited, record_resume, resume_changes, resume_config
 from snsm_workbench.util.errors import ConflictError
 from snsm_workbench.util.locks import FolderLock
 
@@ -145,7 +145,8 @@ class RunFolder:
     def load_checkpoint(self, config: dict, model, optimizer) -> dict:
         """The saved checkpoint's payload, its model and optimizer state loaded into ``model``
         and ``optimizer``; CheckpointError when its identity differs from ``config``'s."""
-        payload = ckpt.load_checkpoint(self.path, config)
+        payload = ckpt.load_checkpoint(self.path)
+        check_record_unedited(self.path, config, payload.get("config", {}))
         if self.parallel.enabled:
             dist_checkpoint.load(self.path, payload, model, optimizer, self.parallel)
         else:

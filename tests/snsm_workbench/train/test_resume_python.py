@@ -48,3 +48,25 @@ def test_only_the_settings_given_count(run):
     assert train(config) == run
     assert dataclasses.replace(config).given_fields() == {
         f.name for f in dataclasses.fields(TrainConfig)}
+
+
+@pytest.mark.parametrize("key, value", [("lr", 0.5), ("warmup_ratio", 0.5), ("seed", 3)])
+def test_a_record_edited_by_hand_is_refused_naming_key_values_and_file(run, key, value):
+    path = run / CONFIG_NAME
+    record = _record(run)
+    was = record["config"][key]
+    record["config"][key] = value
+    path.write_text(json.dumps(record))
+    pattern = (rf"cannot resume {re.escape(str(run))}: {re.escape(str(path))} says "
+               rf"{key}={value!r} but the run was trained with {key}={was!r}")
+    with pytest.raises(ckpt.CheckpointError, match=pattern):
+        train(TrainConfig(resume=str(run), steps=6))
+    assert ckpt.load_checkpoint(run)["step"] == 4
+
+
+def test_a_resumed_run_with_tuple_arguments_is_not_taken_for_an_edit(tiny_config):
+    config = dataclasses.replace(tiny_config, steps=4, optimizer="adamw", optimizer_args={
+        "betas": (0.9, 0.99)})
+    run = train(config)
+    train(TrainConfig(resume=str(run), steps=6))
+    assert ckpt.load_checkpoint(run)["step"] == 6
