@@ -8,10 +8,19 @@ is exactly the one :meth:`SNSM.step` would make (the same single-tensor math, th
 same step counter, projector refresh and seed), so without clipping the
 parameters and the state equal the regular step's bit for bit.
 
-* **Gradient accumulation** (``accumulation_steps=k``): the first k - 1 backward
-  passes accumulate into ``.grad`` as usual; the k-th updates and frees. This saves
-  the gradient buffer only for k = 1; with k > 1 the accumulated gradients must live
-  between micro-batches, and only the update's own temporaries are saved.
+* **Gradient accumulation** (``accumulation_steps=k``): backward passes are counted
+  (one per ``backward()`` that reaches a parameter of the optimizer), in windows of k.
+  The first k - 1 passes of a window accumulate into ``.grad`` as usual; in the k-th, each
+  parameter is updated and freed as soon as its gradient is complete, and at the end of
+  that pass every parameter still holding a gradient (it got none in the k-th pass: a
+  conditional branch, an unused head, an MoE expert) is updated from the sum it received.
+  So each parameter is updated when and as :meth:`SNSM.step` would, at the window's end
+  (a parameter with no gradient in the whole window is not updated). This saves the
+  gradient buffer only for k = 1; with k > 1 the accumulated gradients must live between
+  micro-batches, and only the update's own temporaries are saved.
+* **Unfreezing:** a parameter of the optimizer that requires no gradient at attach time
+  is hooked as soon as it does (checked before each forward pass of ``model`` and after
+  each backward pass), so progressive unfreezing trains it as ``step()`` would.
 * **Clipping:** global-norm clipping needs every gradient before any update, which
   a step inside the backward pass cannot have. ``max_norm`` clips each parameter's
   gradient alone: g <- g min(1, max_norm / ||g||).
@@ -23,8 +32,10 @@ parameters and the state equal the regular step's bit for bit.
 * **FSDP2** is refused with a ValueError: the hooks fire before the
   reduce-scatter, and FSDP2 has no public hook that runs on the reduced shards.
 * A non-finite gradient raises :class:`NonFiniteGradientError` from the backward
-  pass; the parameters updated earlier in that pass keep their update
-  (``skip_nonfinite`` applies to whole steps only).
+  pass that ends its window (a non-finite micro-batch is found there, in the sum); the
+  parameters updated earlier in that pass keep their update (``skip_nonfinite`` applies
+  to whole steps only). The window is abandoned: every gradient of the optimizer is
+  dropped and the next backward pass starts a new window, so all parameters stay in phase.
 * ``optimizer.step()`` does nothing while the hooks are attached, so a training
   loop and an lr scheduler may keep calling it; schedulers work as usual, since
   each update reads its group's lr when it runs.
@@ -50,24 +61,41 @@ def clip_per_parameter_(grad: Tensor, max_norm: float, norm: Tensor | None = Non
 
 
 class InBackwardSteps:
-    """The hooks of :func:`step_in_backward`; :meth:`remove` detaches them."""
+    """The hooks of :func:`step_in_backward`; :meth:`remove` detaches them.
+
+    ``passes`` counts the backward passes that reached a parameter of the optimizer; pass
+    number ``passes + 1`` ends an accumulation window when it is a multiple of k, and only
+    then are parameters updated (module doc)."""
 
     def __init__(self, model: nn.Module, optimizer: SNSM, accumulation_steps: int,
                  max_norm: float | None):
         self.optimizer = optimizer
         self.accumulation_steps = accumulation_steps
         self.max_norm = max_norm
-        self.backward_passes: dict[int, int] = {}  # per parameter, since the hooks were attached
+        self.passes = 0  # backward passes completed since the hooks were attached
+        self._in_pass = False  # a hook of the running backward pass queued its end callback
         self._squared_norms: list[Tensor] = []
+        self._hooked: set[int] = set()
         self.handles = []
         self.ddp = isinstance(model, nn.parallel.DistributedDataParallel)
         if self.ddp:
             model.register_comm_hook(None, self._bucket_hook)  # DDP allows no removal
         else:
-            self.handles = [param.register_post_accumulate_grad_hook(self._hook)
-                            for group in optimizer.param_groups for param in group["params"]
-                            if param.requires_grad]
+            self._hook_new_parameters()
+            self.handles.append(model.register_forward_pre_hook(
+                lambda module, args: self._hook_new_parameters()))
         optimizer.__dict__["_in_backward"] = self
+
+    def _parameters(self) -> list[Tensor]:
+        return [param for group in self.optimizer.param_groups for param in group["params"]]
+
+    def _hook_new_parameters(self) -> None:
+        """Hook every parameter that requires a gradient and has no hook yet: those of the
+        optimizer at attach time, and any unfrozen since (torch hooks only those)."""
+        for param in self._parameters():
+            if param.requires_grad and id(param) not in self._hooked:
+                self.handles.append(param.register_post_accumulate_grad_hook(self._hook))
+                self._hooked.add(id(param))
 
     def _update(self, param: Tensor, grad: Tensor) -> None:
         norm = torch.linalg.vector_norm(grad, dtype=torch.float32)
@@ -75,6 +103,26 @@ class InBackwardSteps:
         if self.max_norm is not None:
             clip_per_parameter_(grad, self.max_norm, norm)
         self.optimizer.step_parameter(param, grad)
+
+    def _update_and_free(self, param: Tensor) -> None:
+        """Update ``param`` from its accumulated ``.grad`` and free it. Any error (a
+        non-finite gradient) abandons the window: every gradient of the optimizer is
+        dropped and the next backward pass starts a new window, so all parameters stay in
+        phase; the parameters updated earlier in this pass keep their update."""
+        try:
+            self._update(param, param.grad)
+        except BaseException:
+            if self._in_pass:  # raised by a hook: the engine will not run the end callback
+                self._in_pass = False
+                self.passes += 1
+            for other in self._parameters():
+                other.grad = None
+            raise
+        param.grad = None
+
+    def _ends_window(self) -> bool:
+        """Whether the running backward pass is the last of its accumulation window."""
+        return (self.passes + 1) % self.accumulation_steps == 0
 
     def take_grad_norm(self) -> float:
         """The norm of every gradient updated since the last call (before clipping), as
@@ -84,11 +132,24 @@ class InBackwardSteps:
 
     @torch.no_grad()
     def _hook(self, param: Tensor) -> None:
-        count = self.backward_passes[id(param)] = self.backward_passes.get(id(param), 0) + 1
-        if count % self.accumulation_steps:
-            return
-        self._update(param, param.grad)
-        param.grad = None
+        if not self._in_pass:
+            self._in_pass = True
+            torch.autograd.Variable._execution_engine.queue_callback(self._end_of_pass)
+        if self._ends_window():
+            self._update_and_free(param)
+
+    @torch.no_grad()
+    def _end_of_pass(self) -> None:
+        """After every backward pass: count it, hook the parameters unfrozen since the
+        forward pass and, at the end of a window, update the parameters that hold a
+        gradient but got none in this pass (their hook did not fire), as step() would."""
+        self._in_pass = False
+        self.passes += 1
+        self._hook_new_parameters()
+        if self.passes % self.accumulation_steps == 0:
+            for param in self._parameters():
+                if param.grad is not None:
+                    self._update_and_free(param)
 
     def _bucket_hook(self, process_group, bucket):
         """DDP's all-reduce of one bucket, then the update of its parameters."""
@@ -112,6 +173,7 @@ class InBackwardSteps:
         for handle in self.handles:
             handle.remove()
         self.handles = []
+        self._hooked = set()
         self.optimizer.__dict__.pop("_in_backward", None)
 
 
