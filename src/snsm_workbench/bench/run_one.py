@@ -1,11 +1,17 @@
-"""Runs of the bench: one contender at one lr and seed, on the training harness.
+"""One run of the bench: one contender at one lr and seed, on the training harness, and the
+compact result the run pool (:mod:`snsm_workbench.bench.run_pool`) saves of it.
 
-Every run of a suite uses the same model preset, batch size, schedule and token
-data; seed ``s`` fixes both the initial weights and the batch order, so all
-contenders see identical data in the same order. A finished run leaves
-``bench.json`` (optimizer-state bytes, optimizer-step times) beside the
-harness's ``metrics.jsonl`` and is reused by a later bench on the same folder;
-an unfinished one is started over. Checkpoints are deleted after each run.
+Every run of a suite uses the same model preset, batch size, schedule and token data; seed
+``s`` fixes both the initial weights and the batch order, so all contenders see identical data
+in the same order. The harness's run folder is started afresh (the pool's cache decides what
+is reused) and its checkpoint deleted after the run.
+
+The saved result (one JSON object per run): ``steps`` and ``val_loss`` (the evaluations),
+``final_train_loss``, ``state_bytes`` (the optimizer state after the run), ``failed`` (None, or
+why the run diverged), ``train_steps`` and ``step_time`` (every logged training step and its
+seconds), ``opt_step_times`` (every ``optimizer.step()``, seconds) and ``identity`` (what
+made the run: :func:`run_identity`). The pool adds ``key`` and ``wall_s``. Runs saved before
+the step-time lists and the identity existed (the standard record's) lack those four keys.
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ from snsm_workbench.train.tokens import TokenData
 
 logger = logging.getLogger(__name__)
 
-BENCH_NAME = "bench.json"
+# Fields of a contender that change what a run does (its grid, default lr and seed count do not).
+_RUN_FIELDS = ("label", "optimizer", "peer", "optimizer_args", "route", "in_backward", "weights")
+# Fields of a run's config that name where it is written, not what it computes.
+_PLACE_FIELDS = ("out", "resume", "cache_dir", "quiet")
 
 
 @dataclass
@@ -63,36 +72,21 @@ def run_config(base: TrainConfig, contender: Contender, lr: float, plain_lr: flo
         weights=base.weights if contender.peer else contender.weights)
 
 
-def _load_finished(run_dir: Path, contender: Contender, lr: float, seed: int,
-                   config: TrainConfig) -> RunResult | None:
-    """The result of a finished run of the same contender and config, else None."""
-    path = run_dir / BENCH_NAME
-    if not path.is_file():
-        return None
-    saved = json.loads(path.read_text())
-    records = read_records(run_dir / METRICS_NAME) if (run_dir / METRICS_NAME).is_file() else []
-    if saved.get("config") != _identity(contender, config):
-        return None
-    return RunResult(contender.label, lr, seed, records, saved["state_bytes"],
-                     saved["opt_step_times"], saved.get("failed"))
+def run_identity(contender: Contender, config: TrainConfig) -> dict:
+    """What makes two runs the same run, as JSON values: the contender's run-affecting fields
+    and the harness config of the run (:func:`run_config`) without where it is written."""
+    run = {k: v for k, v in config.to_dict().items() if k not in _PLACE_FIELDS}
+    who = {k: getattr(contender, k) for k in _RUN_FIELDS}
+    return json.loads(json.dumps({"contender": who, "config": run}, default=str))
 
 
-def _identity(contender: Contender, config: TrainConfig) -> dict:
-    """What makes two runs the same run (a finished one with it is reused)."""
-    return json.loads(json.dumps({"contender": dataclasses.asdict(contender),
-                                  "config": config.to_dict()}, default=str))
-
-
-def run_one(contender: Contender, lr: float, plain_lr: float | None, base: TrainConfig,
-            seed: int, run_dir: Path, data: TokenData | None = None,
-            initial_state: dict | None = None) -> RunResult:
-    """Train ``contender`` at ``lr`` with ``seed`` into ``run_dir`` (reused when finished)."""
+def train_one(contender: Contender, lr: float, plain_lr: float | None, base: TrainConfig,
+              seed: int, run_dir: Path, data: TokenData | None = None,
+              initial_state: dict | None = None) -> RunResult:
+    """Train ``contender`` at ``lr`` with ``seed`` into ``run_dir`` (emptied first). A run
+    that diverges is a failed result, not an error."""
     run_dir = Path(run_dir)
     config = run_config(base, contender, lr, plain_lr, seed, run_dir)
-    finished = _load_finished(run_dir, contender, lr, seed, config)
-    if finished is not None:
-        logger.info("bench: reusing %s", run_dir)
-        return finished
     if run_dir.exists():
         shutil.rmtree(run_dir)
     factory = ContenderFactory(contender, lr, plain_lr)
@@ -106,9 +100,34 @@ def run_one(contender: Contender, lr: float, plain_lr: float | None, base: Train
         logger.warning("bench: %s lr %g diverged: %s", contender.label, lr, exc)
     (run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
     state = reachable_state_bytes(factory.optimizer) if factory.optimizer is not None else 0
-    result = RunResult(contender.label, lr, seed, read_records(run_dir / METRICS_NAME),
-                       state, factory.timer.times, failed)
-    (run_dir / BENCH_NAME).write_text(json.dumps(
-        {"label": contender.label, "lr": lr, "seed": seed, "steps": base.steps,
-         "config": _identity(contender, config), "state_bytes": state, "opt_step_times": factory.timer.times, "failed": failed}))
-    return result
+    return RunResult(contender.label, lr, seed, read_records(run_dir / METRICS_NAME),
+                     state, factory.timer.times, failed)
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return [float(f"{v:.5g}") for v in values]
+
+
+def compact(result: RunResult) -> dict:
+    """The saved result of a run (see the module docstring; ``key`` and ``wall_s`` not yet)."""
+    evals = [r for r in result.records if "val_loss" in r]
+    timed = [r for r in result.records if "step_time" in r]
+    return {"steps": [r["step"] for r in evals], "val_loss": [r["val_loss"] for r in evals],
+            "final_train_loss": next((r["loss"] for r in reversed(result.records)
+                                      if "loss" in r), None),
+            "state_bytes": result.state_bytes, "failed": result.failed,
+            "train_steps": [r["step"] for r in timed],
+            "step_time": _rounded([r["step_time"] for r in timed]),
+            "opt_step_times": _rounded(result.opt_step_times)}
+
+
+def from_compact(label: str, saved: dict) -> RunResult:
+    """A saved result back as a :class:`RunResult` (its evaluations and step times as the
+    metric records they came from)."""
+    key = saved["key"]
+    records = [{"step": s, "val_loss": v} for s, v in zip(saved["steps"], saved["val_loss"])]
+    records += [{"step": s, "step_time": t} for s, t in zip(saved.get("train_steps", []),
+                                                          saved.get("step_time", []))]
+    records.sort(key=lambda r: r["step"])
+    return RunResult(label, key["lr"], key["seed"], records, saved["state_bytes"],
+                     list(saved.get("opt_step_times", [])), saved["failed"])

@@ -1,12 +1,15 @@
 """A short suite's run (:mod:`snsm_workbench.bench.suites`): tune, train every contender over its
-seeds, summarize, write the record.
+seeds, summarize, write the record. Its runs go through the standard suite's engine: the run
+pool (:mod:`snsm_workbench.bench.run_pool`) trains them in worker processes and caches each
+under ``<record>/runs`` with the settings that made it, so a rerun reuses the finished runs and
+refuses runs made with other settings.
 
 Order: AdamW first (the baseline, and the lr of the ``plain group at AdamW's lr``
 ablation), then ours, the ablations (at the tuned lr of the suite's ``lr_from``), then peers.
 A peer that is not installed, or that fails, is skipped with its reason.
 Output folder: ``results.json``, ``report.md``, ``val_loss.png``, ``pareto.png``,
 ``config.json`` (the suite) and ``environment.json`` (machine and package versions).
-Per-run folders go to the work folder (not part of the record).
+The harness's run folders go to the work folder (not part of the record).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import torch
 
 from snsm_workbench.bench import peers as peer_lib
 from snsm_workbench.bench.contenders import Contender, resolve_plain_lr
-from snsm_workbench.bench.table_report import write_report
-from snsm_workbench.bench.run_one import RunResult, run_one
+from snsm_workbench.bench.records import check_record_suite
+from snsm_workbench.bench.run_one import RunResult, from_compact
+from snsm_workbench.bench.run_pool import RunKey, RunPool, final_loss
 from snsm_workbench.bench.suites import Suite
 from snsm_workbench.bench.summary import summarize
+from snsm_workbench.bench.table_report import write_report
 from snsm_workbench.bench.tuning import tune_lr
 from snsm_workbench.measure.memory import memory_rows
 from snsm_workbench.train.config import TrainConfig
@@ -78,6 +83,7 @@ class SuiteOptions:
     vocab_size: int | None = None
     timing_rounds: int = 5  # interleaved step-time rounds after the runs (0: the runs' medians)
     device: str | None = None  # auto, cpu or cuda (None: the suite's)
+    workers: int = 2  # runs trained in parallel, one thread each (0: in this process)
 
 
 def _base_config(suite: Suite, options: SuiteOptions) -> tuple[TrainConfig, int]:
@@ -103,46 +109,65 @@ class Trained:
     info: dict[str, dict] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass
+class _Runs:
+    """Where a suite's runs come from: the pool, the base config and the corpus's key."""
+
+    pool: RunPool
+    base: TrainConfig
+    corpus: str
+
+    def __call__(self, c: Contender, lrs: list[float], plain_lr: float | None, steps: int,
+                 seeds: int) -> list[dict]:
+        config = self.base if steps == self.base.steps else replace(
+            self.base, steps=steps, eval_every=steps)  # tuning: one evaluation, at the end
+        return self.pool.run_many([(RunKey(self.corpus, c.label, config.preset, steps, lr,
+                                           plain_lr, seed), c, config)
+                                   for lr in lrs for seed in range(seeds)])
+
+
 def _data(suite: Suite, options: SuiteOptions, base: TrainConfig, work: Path
-          ) -> tuple[TokenData, dict | None, str]:
-    """(token data, initial model state or None, data name): the finetune suite continues a
-    pretrained model on the KJV Bible."""
+          ) -> tuple[TokenData, dict | None, str, str]:
+    """(token data, initial model state or None, data name, corpus key of the runs): the
+    finetune suite continues a pretrained model on the KJV Bible."""
     corpus = load_corpus(base.data)
     source = prepare_tokens(corpus, Path(base.cache_dir).expanduser(), base.vocab_size)
     if not suite.finetune:
-        return source, None, corpus.name
+        return source, None, corpus.name, base.data or corpus.name
     from snsm_workbench.bench.finetune import finetune_data, pretrain
 
     pretrain_steps = options.pretrain_steps or suite.finetune["pretrain_steps"]
     initial_state = pretrain(base, source, pretrain_steps, work / "pretrain")
-    return finetune_data(source, work), initial_state, f"kjv ({corpus.name} tokenizer)"
+    key = f"kjv-from-{base.data or corpus.name}-pretrained{pretrain_steps}"
+    return finetune_data(source, work), initial_state, f"kjv ({corpus.name} tokenizer)", key
 
 
 def _train_one(c: Contender, suite: Suite, options: SuiteOptions, tune_steps: int | None,
-               trained: Trained, context: tuple) -> None:
+               trained: Trained, runs: _Runs) -> None:
     """Tune (``tune_steps`` not None) and train ``c`` over its seeds into ``trained``."""
-    base, work, data, initial_state = context
     lr = trained.lrs.get(suite.lr_from.get(c.label), c.lr)
     plain_lr = resolve_plain_lr(c, trained.lrs.get("adamw"))
     if tune_steps is not None and c.grid:
-        lr, scores = tune_lr(c, base, tune_steps, work / "tune", plain_lr, data, initial_state)
+        def score(lrs):
+            lrs = list(lrs)
+            return {x: final_loss(r) for x, r in zip(lrs, runs(c, lrs, plain_lr, tune_steps, 1))}
+        lr, scores = tune_lr(c, score)
         trained.tuning[c.label] = {"steps": tune_steps, "chosen": lr, "grid": {
             f"{k:g}": (None if v == float("inf") else round(v, 4)) for k, v in scores.items()}}
     seeds = c.seeds or options.seeds or suite.seeds
-    trained.runs[c.label] = [run_one(c, lr, plain_lr, base, seed,
-                                     work / "runs" / c.label / f"seed{seed}", data, initial_state)
-                             for seed in range(seeds)]
+    trained.runs[c.label] = [from_compact(c.label, r)
+                             for r in runs(c, [lr], plain_lr, runs.base.steps, seeds)]
     trained.lrs[c.label] = lr
     trained.info[c.label] = {**_contender_info(c), "plain_lr": plain_lr}
 
 
 def _train_all(suite: Suite, options: SuiteOptions, tune_steps: int | None,
-               context: tuple) -> Trained:
+               runs: _Runs) -> Trained:
     """Every contender in :func:`_ordered` order; a peer unavailable or failing is skipped."""
     trained = Trained()
     for c in _ordered(suite):
         try:
-            _train_one(c, suite, options, tune_steps, trained, context)
+            _train_one(c, suite, options, tune_steps, trained, runs)
         except peer_lib.PeerUnavailable as exc:
             trained.skipped.append({"optimizer": c.label, "reason": str(exc)})
             logger.warning("bench: skipping %s: %s", c.label, exc)
@@ -160,12 +185,18 @@ def run_suite(suite: Suite, out: str | os.PathLike, work: str | os.PathLike,
     """Run ``suite``; writes the record into ``out`` and returns the results dict."""
     options = options or SuiteOptions()
     out, work = Path(out), Path(work)
+    check_record_suite(out, suite.name)
     out.mkdir(parents=True, exist_ok=True)
     base, tune_steps = _base_config(suite, options)
     tune = suite.tune if options.tune is None else options.tune
-    data, initial_state, data_name = _data(suite, options, base, work)
-    trained = _train_all(suite, options, tune_steps if tune else None,
-                         (base, work, data, initial_state))
+    data, initial_state, data_name, corpus_key = _data(suite, options, base, work)
+    pool = RunPool(out, work, options.workers, inputs=(data, initial_state) if suite.finetune
+                   else (None, None))
+    try:
+        trained = _train_all(suite, options, tune_steps if tune else None,
+                             _Runs(pool, base, corpus_key))
+    finally:
+        pool.close()
     timings = None
     if options.timing_rounds:
         from snsm_workbench.bench.interleaved import interleaved_step_times

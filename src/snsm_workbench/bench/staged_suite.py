@@ -56,6 +56,8 @@ from snsm_workbench.train.tokens import prepare_tokens
 logger = logging.getLogger(__name__)
 
 TUNED_STAGES = ("peers", "decomposition")  # their values are Tuned records
+# Keys of a cached run left out of results.json (kept in the run's own file).
+PER_STEP = ("train_steps", "step_time", "opt_step_times", "identity")
 
 
 @dataclass
@@ -103,8 +105,9 @@ class StagedSuite:
         preset, corpus = preset or self.settings.preset, corpus or self.main
         if (corpus, preset) == (self.main, self.settings.preset):
             self._configurations.setdefault(contender.label, (contender, points[0]))
-        return self.pool.run_many(self._jobs(contender, points, steps, seeds, corpus, preset),
-                                  priority)
+        results = self.pool.run_many(self._jobs(contender, points, steps, seeds, corpus, preset),
+                                     priority)
+        return [{k: v for k, v in r.items() if k not in PER_STEP} for r in results]
 
     def _jobs(self, contender: Contender, points: list[tuple[float, float | None]],
               steps: int, seeds: list[int], corpus: str, preset: str) -> list[tuple]:

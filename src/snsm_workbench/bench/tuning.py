@@ -24,17 +24,12 @@ a short budget towards larger lrs shows.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from snsm_workbench.bench.contenders import Contender
-from snsm_workbench.bench.run_one import run_one
-from snsm_workbench.train.config import TrainConfig
-from snsm_workbench.train.tokens import TokenData
 
 logger = logging.getLogger(__name__)
 
@@ -80,32 +75,15 @@ def neighbours(grid: Iterable[float], value: float) -> list[float]:
     return ordered[max(0, i - 1):i + 2]
 
 
-def lr_slug(lr: float) -> str:
-    """A folder-name-safe spelling of ``lr`` (``3e-03``)."""
-    return f"lr{lr:.0e}" if lr == float(f"{lr:.0e}") else f"lr{lr:.3e}"
-
-
-def tune_lr(contender: Contender, base: TrainConfig, tune_steps: int, work: Path,
-            plain_lr: float | None = None, data: TokenData | None = None,
-            initial_state: dict | None = None) -> tuple[float, dict[float, float]]:
-    """(best lr, {lr: final validation loss}) over ``contender.grid`` at ``tune_steps``
-    steps, seed 0 (step 1 of the protocol, no extension). ValueError for an empty grid or a
-    budget under 2 steps."""
+def tune_lr(contender: Contender, score: Score) -> tuple[float, dict[float, float]]:
+    """(best lr, {lr: final validation loss}) over ``contender.grid`` scored by ``score``
+    (step 1 of the protocol, no extension); the contender's recommended lr when every point
+    diverged. ValueError for an empty grid."""
     if not contender.grid:
         raise ValueError(f"{contender.label}: no lr grid to tune over")
-    if tune_steps < 2:
-        raise ValueError(f"tune_steps must be >= 2, got {tune_steps}")
-    short = dataclasses.replace(base, steps=tune_steps, eval_every=tune_steps)
-
-    def score(lrs: Iterable[float]) -> dict[float, float]:
-        scores = {}
-        for lr in lrs:
-            scores[lr] = run_one(contender, lr, plain_lr, short, 0,
-                                 work / contender.label / lr_slug(lr), data,
-                                 initial_state).final_val_loss
-            logger.info("tune %s: lr %g -> val loss %.4f", contender.label, lr, scores[lr])
-        return scores
     scores, chosen = search(contender.grid, score, step=1.0, max_extensions=0)
+    for lr, loss in sorted(scores.items()):
+        logger.info("tune %s: lr %g -> val loss %.4f", contender.label, lr, loss)
     if not math.isfinite(scores[chosen.value]):
         logger.warning("tune %s: every lr diverged; keeping the recommended %g",
                        contender.label, contender.lr)

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from snsm_workbench.bench.records import check_record_suite
 from snsm_workbench.cli.args import nonnegative_int, positive_int as _positive
 from snsm.optim.routing import ROUTES
 from snsm_workbench.train.config import TrainConfig, check_paths, validate
@@ -47,8 +48,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     bench.add_argument("--cache-dir", default=None, help="token cache folder")
     bench.add_argument("--stages", help="standard suite: comma-separated stages (default: all; "
                                         "the headline always runs)")
-    bench.add_argument("--workers", type=_positive, default=2,
-                       help="standard suite: runs trained in parallel, one thread each")
+    bench.add_argument("--workers", type=nonnegative_int, default=2,
+                       help="runs trained in parallel worker processes, one thread each "
+                            "(0: one at a time in this process)")
     bench.add_argument("--cached-only", action="store_true",
                        help="train nothing: rebuild the report of the record in --out (standard "
                             "suite: from its runs, the stages whose runs are all there; the "
@@ -82,6 +84,7 @@ def run_standard(args: argparse.Namespace) -> int:
     work = Path(args.work or out.parent / f"work-{out.name}")
     stages = tuple(s.strip() for s in args.stages.split(",")) if args.stages else PLAN.stages
     PLAN.check_stages(stages)  # before any folder is made
+    check_record_suite(out, "standard")
     _check_settings(args, out, work)
     if args.smoke:
         from snsm_workbench.train.corpora import write_smoke_corpus
@@ -107,6 +110,7 @@ def rebuild_report(args: argparse.Namespace) -> int:
     results = Path(args.out) / "results.json"
     if not results.is_file():
         raise ValueError(f"--cached-only: no {results} to rebuild the report from")
+    check_record_suite(Path(args.out), args.suite)
     write_report(load_results(results), args.out)
     print(f"record: {args.out} (report.md, val_loss.png, pareto.png rebuilt)")
     return 0
@@ -145,7 +149,7 @@ def run_bench(args: argparse.Namespace) -> int:
                            cache_dir=args.cache_dir, pretrain_steps=args.pretrain_steps,
                            data=args.data, seq_len=args.seq_len, batch_size=args.batch_size,
                            vocab_size=args.vocab_size, timing_rounds=args.timing_rounds,
-                           device=args.device)
+                           device=args.device, workers=args.workers)
     results = run_suite(suite, out, work, options)
     print(format_table(results["rows"]))
     for item in results["skipped"]:

@@ -133,8 +133,9 @@ def test_unavailable_peer_is_skipped_with_a_line_in_the_report(tmp_path, monkeyp
     corpus = write_corpus(tmp_path / "corpus")
     args = _small_args(tmp_path, corpus)
     args[args.index("--steps") + 1] = "4"
+    # --workers 0: in this process, where the monkeypatched peer is
     assert main(["bench", "--suite", "quick", "--optimizers", "lion,adamw_snsm_all_matrices",
-                 "--no-tune", *args]) == 0
+                 "--no-tune", "--workers", "0", *args]) == 0
     results = json.loads((tmp_path / "record" / "results.json").read_text())
     assert [s["optimizer"] for s in results["skipped"]] == ["lion"]
     assert {r["optimizer"] for r in results["rows"]} == {"adamw", "adamw_snsm_all_matrices"}
