@@ -4,7 +4,9 @@ Cache entry: ``cache_dir / entry_name(corpus.name, key)`` (the corpus name cut t
 ``MAX_NAME_CHARS`` characters, then 16 hex digits of the key: well under the 255 bytes a
 file name may have) holding ``tokenizer.json``, ``train.bin``, ``val.bin`` (raw
 uint16/uint32 token ids, documents joined by the end-of-text id) and ``manifest.json``,
-written last: an entry with a manifest is complete. ``TokenData.stats["fingerprint"]`` is the
+written last: an entry with a manifest is complete. The manifest holds the CRC-32 of each
+file (``checksums``), checked on every load (about 1 s per GB): an entry whose files were
+damaged or replaced, even by files of the right size, is rebuilt. ``TokenData.stats["fingerprint"]`` is the
 corpus's content fingerprint, which a resumed run checks.
 """
 
@@ -15,6 +17,7 @@ import json
 import logging
 import os
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,7 @@ FORMAT_VERSION = 1  # bump when the cache layout or tokenizer recipe changes
 MANIFEST = "manifest.json"
 MIN_VOCAB_SIZE = 257  # the 256 bytes and EOT
 MAX_NAME_CHARS = 64  # of the corpus name in a cache entry's folder name
+CHECKED_FILES = ("tokenizer.json", "train.bin", "val.bin")  # their CRC-32 is in the manifest
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = 8192):
@@ -106,6 +110,24 @@ def _replace_atomically(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _checksum(path: Path) -> str:
+    """The CRC-32 of the file at ``path`` (hex), read in 4 MiB chunks."""
+    crc = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(4 << 20):
+            crc = zlib.crc32(chunk, crc)
+    return f"{crc:08x}"
+
+
+def _damaged(entry: Path, checksums) -> str | None:
+    """The name of the first file of ``entry`` whose CRC-32 is not the one in the manifest
+    (``checksums``: file name -> hex), or None when all match."""
+    if not isinstance(checksums, dict) or set(checksums) != set(CHECKED_FILES):
+        return MANIFEST  # an entry of an older snsm: nothing to check it against
+    return next((name for name in CHECKED_FILES
+                 if _checksum(entry / name) != checksums[name]), None)
+
+
 def _memmap(path: Path, dtype: np.dtype, length: int) -> np.ndarray:
     """``path`` as a read-only memory map of ``length`` ids (an empty array if 0)."""
     if length == 0:
@@ -128,7 +150,10 @@ def _load_entry(entry: Path) -> TokenData | None:
                                path.name)
                 return None
             arrays[split] = _memmap(path, dtype, n)
-        if not (entry / "tokenizer.json").is_file():
+        damaged = _damaged(entry, manifest.get("checksums"))
+        if damaged is not None:
+            logger.warning("token cache %s: %s does not match its checksum in %s; rebuilding",
+                           entry, damaged, MANIFEST)
             return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -157,7 +182,8 @@ def _build_entry(corpus: Corpus, entry: Path, vocab_size: int, key: str) -> None
     manifest = {"format": FORMAT_VERSION, "key": key, "corpus": corpus.name,
                 "fingerprint": corpus.fingerprint(), "requested_vocab_size": vocab_size,
                 "vocab_size": actual, "eot_id": eot_id, "dtype": dtype.name,
-                "train_tokens": len(ids["train"]), "val_tokens": len(ids["val"]), "stats": stats}
+                "train_tokens": len(ids["train"]), "val_tokens": len(ids["val"]), "stats": stats,
+                "checksums": {name: _checksum(entry / name) for name in CHECKED_FILES}}
     _replace_atomically(entry / MANIFEST,
                         lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
     logger.info("built token cache %s: tokenizer %.1fs, encoding %.1fs, %d train / %d val tokens",

@@ -103,6 +103,33 @@ def test_truncated_bin_file_is_rebuilt(tmp_path, corpus):
     np.testing.assert_array_equal(prepare_tokens(corpus, tmp_path, vocab_size=300).val, expected)
 
 
+@pytest.mark.parametrize("name", ["train.bin", "val.bin", "tokenizer.json"])
+def test_a_damaged_file_of_the_right_size_is_caught_by_its_checksum(tmp_path, corpus, caplog,
+                                                                     name):
+    first = prepare_tokens(corpus, tmp_path, vocab_size=300)
+    expected = np.array(first.train)
+    path = first.cache_dir / name
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # one byte flipped: the size is unchanged
+    path.write_bytes(bytes(damaged))
+    with caplog.at_level(logging.WARNING):
+        again = prepare_tokens(corpus, tmp_path, vocab_size=300)
+    np.testing.assert_array_equal(again.train, expected)
+    assert path.read_bytes() != bytes(damaged)  # rebuilt
+    assert f"{name} does not match its checksum in manifest.json; rebuilding" in caplog.text
+
+
+def test_an_entry_without_checksums_is_rebuilt_with_them(tmp_path, corpus):
+    first = prepare_tokens(corpus, tmp_path, vocab_size=300)
+    manifest_path = first.cache_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["checksums"]  # as an older snsm wrote it
+    manifest_path.write_text(json.dumps(manifest))
+    prepare_tokens(corpus, tmp_path, vocab_size=300)
+    assert set(json.loads(manifest_path.read_text())["checksums"]) == {
+        "train.bin", "val.bin", "tokenizer.json"}
+
+
 def test_large_vocabularies_use_uint32():
     assert tokens._dtype(65535) == np.uint16 and tokens._dtype(65536) == np.uint32
 
