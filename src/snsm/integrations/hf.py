@@ -47,7 +47,7 @@ from typing import Any
 
 from torch import nn
 
-from snsm.optim.registry import get_optimizer_class
+from snsm.optim.registry import get_spec
 from snsm.optim.routing import param_groups
 
 __all__ = ["optimizer_cls_and_kwargs"]
@@ -58,7 +58,8 @@ def optimizer_cls_and_kwargs(model: nn.Module, name: str, *, plain: dict | None 
     """``(optimizer class, kwargs)`` for ``transformers.Trainer(optimizer_cls_and_kwargs=...)``.
 
     Args:
-        model: the model the Trainer will train (routed with :func:`snsm.param_groups`).
+        model: the model the Trainer will train (routed with :func:`snsm.param_groups`, by
+            the spec's route: ``"hidden"`` for the Muon family).
         name: a registry name (``snsm.list_optimizers()``), for example ``"adamw_snsm"``.
         plain: hyperparameters of the plain group only (for example ``{"lr": 5e-3}``).
         **hparams: the optimizer's hyperparameters (both groups), ``lr`` included.
@@ -66,7 +67,8 @@ def optimizer_cls_and_kwargs(model: nn.Module, name: str, *, plain: dict | None 
     The kwargs hold ``"params"`` (the routed groups) and ``hparams``. Unknown
     names or invalid hyperparameters raise here, not inside ``trainer.train()``.
     """
-    cls = get_optimizer_class(name)
-    groups = param_groups(model, plain=plain)
+    spec = get_spec(name)
+    cls = spec.cls
+    groups = param_groups(model, plain=plain, route=spec.route)
     cls([dict(group) for group in groups], **hparams)  # validates; holds no state yet
     return cls, {"params": groups, **hparams}

@@ -3,7 +3,8 @@ routing, and steps inside the backward pass."""
 
 from snsm.optim.in_backward import InBackwardSteps, step_in_backward
 from snsm.optim.named import (SGDSM, AdaGrad, AdaGradNorm, AdaGradSN, AdaGradSNSM, AdamSM,
-                              AdamSN, AdamSNSM, AdamW, RMSpropSN)
+                              AdamSN, AdamSNSM, AdamW, Muon, MuonSM, MuonSN, MuonSNSM,
+                              RMSpropSN)
 from snsm.optim.nonfinite import NonFiniteGradientError
 from snsm.optim.optimizer import SNSM
 from snsm.optim.registry import (OptimizerSpec, create_optimizer, get_optimizer_class, get_spec,
@@ -11,6 +12,7 @@ from snsm.optim.registry import (OptimizerSpec, create_optimizer, get_optimizer_
 from snsm.optim.routing import param_groups
 
 __all__ = ["SNSM", "AdaGrad", "AdaGradNorm", "AdaGradSN", "AdaGradSNSM", "AdamSM", "AdamSN",
-           "AdamSNSM", "AdamW", "InBackwardSteps", "NonFiniteGradientError", "OptimizerSpec",
-           "RMSpropSN", "SGDSM", "create_optimizer", "get_optimizer_class", "get_spec",
-           "list_optimizers", "param_groups", "step_in_backward"]
+           "AdamSNSM", "AdamW", "InBackwardSteps", "Muon", "MuonSM", "MuonSN", "MuonSNSM",
+           "NonFiniteGradientError", "OptimizerSpec", "RMSpropSN", "SGDSM", "create_optimizer",
+           "get_optimizer_class", "get_spec", "list_optimizers", "param_groups",
+           "step_in_backward"]

@@ -15,8 +15,9 @@ import torch
 from torch import Tensor
 
 from snsm.optim.plan import GroupHParams, ParamPlan, working_dtypes
-from snsm.optim.update import (UpdateRules, apply_update_, numerator, refresh_if_due,
-                               step_scalars, stochastic_bits)
+from snsm.optim.update import (UpdateRules, apply_update_, nesterov_numerator, numerator,
+                               orthogonalize_numerator, refresh_if_due, step_scalars,
+                               stochastic_bits)
 from snsm.rules.bf16 import COMPENSATION, master_copy, uses_master, write_back_
 from snsm.rules.partition import sum_squares
 from snsm.rules.precision import close_states_, open_states
@@ -58,18 +59,20 @@ def _mul_(tensors: list[Tensor], factor: float) -> None:
 
 
 def _numerators(grads, states, plans, rules: UpdateRules, scalars) -> list[Tensor]:
-    """N per parameter: EMA momenta in one batched lerp, subspace ones per tensor."""
+    """N per parameter: EMA momenta in one batched lerp, subspace ones, Nesterov and the
+    orthogonalization per tensor."""
     numers = list(grads)
     ema = [i for i, plan in enumerate(plans) if plan.momentum == "ema"]
     if ema:
         momenta = [states[i]["momentum"] for i in ema]
         torch._foreach_lerp_(momenta, [grads[i] for i in ema], 1 - rules.beta1)
         for i, momentum in zip(ema, momenta):
-            numers[i] = momentum
+            numers[i] = nesterov_numerator(grads[i], momentum, rules)
     for i, plan in enumerate(plans):
         if plan.momentum == "subspace":
             numers[i] = numerator(grads[i], states[i], plan, rules,
                                   scalars[i].momentum_correction)
+        numers[i] = orthogonalize_numerator(numers[i], states[i], plan, rules)
     return numers
 
 

@@ -7,8 +7,11 @@ from typing import Any, Callable
 
 from snsm import checks as check
 from snsm.projectors import PROJECTORS
-from snsm.rules import ACCUMULATORS, MOMENTUM_RULES, REFRESH_RULES, SUBSET_RULES
+from snsm.rules import (ACCUMULATORS, COMPLEMENT_RULES, MOMENTUM_RULES, REFRESH_RULES,
+                        SUBSET_RULES)
 from snsm.rules.bf16 import BF16_UPDATES
+from snsm.rules.orthogonalize import (NORMALIZE_RULES, NS_DTYPES, SHAPE_SCALES,
+                                      check_coefficients, check_matrix_shape)
 from snsm.rules.quantize import STATE_PRECISIONS
 
 # Group keys torch or common tooling may add besides the hyperparameters.
@@ -47,6 +50,14 @@ HYPERPARAMETER_CHECKS: dict[str, Callable[[Any], Any]] = {
     "compile": lambda v: check.check_bool("compile", v),
     "bf16_update": lambda v: check.check_choice("bf16_update", v, BF16_UPDATES),
     "skip_nonfinite": lambda v: check.check_bool("skip_nonfinite", v),
+    "nesterov": lambda v: check.check_bool("nesterov", v),
+    "complement": lambda v: check.check_choice("complement", v, COMPLEMENT_RULES),
+    "orthogonalize": lambda v: check.check_bool("orthogonalize", v),
+    "ns_steps": lambda v: check.check_int("ns_steps", v, 1),
+    "ns_coefficients": check_coefficients,
+    "ns_dtype": lambda v: check.check_choice("ns_dtype", v, NS_DTYPES),
+    "shape_scale": lambda v: check.check_choice("shape_scale", v, SHAPE_SCALES),
+    "normalize": lambda v: check.check_choice("normalize", v, NORMALIZE_RULES),
 }
 
 
@@ -55,6 +66,21 @@ def check_hyperparameters(hparams: dict) -> None:
     for key, value in hparams.items():
         if key in HYPERPARAMETER_CHECKS:
             HYPERPARAMETER_CHECKS[key](value)
+
+
+def check_orthogonal_group(group: dict) -> None:
+    """A group with ``orthogonalize`` on (``group``: its keys over the defaults) must have
+    ``accumulator="none"`` and hold matrices only; ValueError naming the value otherwise."""
+    if not group["orthogonalize"]:
+        return
+    if group["accumulator"] != "none":
+        raise ValueError(f"orthogonalize=True takes accumulator='none' (the orthogonalized "
+                         f"update has no per-coordinate step size; normalize= adds a second "
+                         f"moment after it), got accumulator={group['accumulator']!r}")
+    params = group["params"]
+    for param in [params] if hasattr(params, "shape") else params:
+        if hasattr(param, "shape"):
+            check_matrix_shape(tuple(param.shape), "orthogonalize=True (the matrix rule)")
 
 
 def check_unknown_keys(param_group: dict, defaults: dict) -> None:

@@ -12,6 +12,16 @@ r"""The named optimizers: each is :class:`SNSM` with its momentum and step-size 
 | AdaGradNorm  | none           | one subset per tensor | sum         | no              |
 | AdaGrad      | none           | per coordinate        | sum         | no              |
 | AdamW        | ema            | per coordinate        | ema         | yes             |
+| Muon         | ema, Nesterov  | orthogonalized (NS)   | none        | no              |
+| MuonSN       | ema, Nesterov  | NS, then row norm     | none        | no              |
+| MuonSM       | subspace       | orthogonalized (NS)   | none        | no              |
+| MuonSNSM     | subspace       | NS, then row norm     | none        | no              |
+
+The Muon family orthogonalizes matrices only (:mod:`snsm.rules.orthogonalize`); the rest
+(embedding, head, norms, biases: :func:`snsm.param_groups` with ``route="hidden"``, or the
+tensors of fewer than 2 dims of a plain list) gets the auxiliary rule ``aux``
+(:mod:`snsm.optim.auxiliary`). Their lr is torch.optim.Muon's, in its units: the update
+NS(N) has spectral norm about 1, times the shape scale sqrt(max(1, m/n)).
 
 Each class takes ``params``, then its options in order (positional or keyword;
 ``state_precision="8bit"`` for all but AdaGradNorm, whose one number per tensor is not worth
@@ -32,7 +42,9 @@ from typing import Iterable
 
 from torch import Tensor
 
+from snsm.optim.auxiliary import orthogonal_groups
 from snsm.optim.optimizer import SNSM
+from snsm.rules.orthogonalize import DEFAULT_COEFFICIENTS
 
 Params = Iterable[Tensor] | Iterable[dict]
 Betas = tuple[float, float]
@@ -241,3 +253,112 @@ class AdamW(SNSM):
             bias_correction=True, subset_size=1, state_precision=state_precision,
             foreach=foreach, maximize=maximize, compile=compile, bf16_update=bf16_update,
             skip_nonfinite=skip_nonfinite)
+
+
+class Muon(SNSM):
+    r"""Muon: Newton-Schulz-orthogonalized EMA momentum on matrices, an auxiliary rule elsewhere
+    (equals ``torch.optim.Muon`` on the matrices, with its defaults).
+
+    :math:`m \leftarrow \beta_1 m + (1 - \beta_1) g`, :math:`N = g.\mathrm{lerp}(m, \beta_1)`
+    (Nesterov) or m, :math:`p \leftarrow p (1 - \eta \lambda) - \eta \sqrt{\max(1, m/n)}
+    \, \mathrm{NS}_5(N)` (``shape_scale``; no bias correction). betas[0] is Muon's momentum
+    (betas[1] is the second moment's of MuonSN). lr: torch.optim.Muon's, 1e-3 by default
+    (about 2e-2 is common for LLMs); ``aux``: ``"adamw"``, ``"adamw_8bit"`` or ``"sn_8bit"``.
+    """
+
+    def __init__(self, params: Params, lr: float = 1e-3, betas: Betas = (0.95, 0.95),
+                 eps: float = 1e-7, weight_decay: float = 0.1, nesterov: bool = True,
+                 ns_steps: int = 5, ns_coefficients: tuple = DEFAULT_COEFFICIENTS,
+                 ns_dtype: str = "bfloat16", shape_scale: str = "original", aux: str = "adamw",
+                 state_precision: str = "full", *, foreach: bool | None = None,
+                 maximize: bool = False, compile: bool = False,
+                 bf16_update: str = "stochastic", skip_nonfinite: bool = False):
+        super().__init__(
+            orthogonal_groups(params, aux, state_precision), lr, betas, eps, weight_decay,
+            momentum="ema", accumulator="none", bias_correction=False,
+            state_precision=state_precision, foreach=foreach, maximize=maximize,
+            compile=compile, bf16_update=bf16_update, skip_nonfinite=skip_nonfinite,
+            nesterov=nesterov, orthogonalize=True, ns_steps=ns_steps,
+            ns_coefficients=ns_coefficients, ns_dtype=ns_dtype, shape_scale=shape_scale)
+
+
+class MuonSN(SNSM):
+    r"""Muon with a Subset-Norm second moment after the orthogonalization (NorMuon-like).
+
+    O = NS(N) as Muon's; :math:`v_i \leftarrow \beta_2 v_i + (1 - \beta_2)\,
+    \mathrm{mean}_j O_{ij}^2` per row i (``normalize``: ``"row"``, ``"column"`` or
+    ``"heuristic"``), :math:`O' = O / (\sqrt{v} + \epsilon)` rescaled to
+    :math:`\|O\|_F`; state O(m) per matrix beside the momentum. lr: Muon's.
+    """
+
+    def __init__(self, params: Params, lr: float = 1e-3, betas: Betas = (0.95, 0.95),
+                 eps: float = 1e-7, weight_decay: float = 0.1, nesterov: bool = True,
+                 normalize: str = "row", ns_steps: int = 5,
+                 ns_coefficients: tuple = DEFAULT_COEFFICIENTS, ns_dtype: str = "bfloat16",
+                 shape_scale: str = "original", aux: str = "adamw",
+                 state_precision: str = "full", *, foreach: bool | None = None,
+                 maximize: bool = False, compile: bool = False,
+                 bf16_update: str = "stochastic", skip_nonfinite: bool = False):
+        super().__init__(
+            orthogonal_groups(params, aux, state_precision), lr, betas, eps, weight_decay,
+            momentum="ema", accumulator="none", bias_correction=False,
+            state_precision=state_precision, foreach=foreach, maximize=maximize,
+            compile=compile, bf16_update=bf16_update, skip_nonfinite=skip_nonfinite,
+            nesterov=nesterov, orthogonalize=True, ns_steps=ns_steps,
+            ns_coefficients=ns_coefficients, ns_dtype=ns_dtype, shape_scale=shape_scale,
+            normalize=normalize)
+
+
+class MuonSM(SNSM):
+    r"""Muon with Subspace-Momentum: the momentum of each matrix lives in a rank-r subspace.
+
+    :math:`N = g + P^T(\hat m - P g)` (``complement="gradient"``) or :math:`P^T \hat m`
+    (``"none"``), with Nesterov :math:`\hat m = P g.\mathrm{lerp}(m, \beta_1)`; then Muon's
+    :math:`p \leftarrow p (1 - \eta \lambda) - \eta \sqrt{\max(1, m/n)}\,
+    \mathrm{NS}_5(N)`. P refreshes every ``update_gap`` steps (``on_refresh="project"``
+    carries m into the new basis). lr: Muon's.
+    """
+
+    def __init__(self, params: Params, lr: float = 1e-3, betas: Betas = (0.95, 0.95),
+                 eps: float = 1e-7, weight_decay: float = 0.1, nesterov: bool = True,
+                 rank: int = 128, projector: str = "svd", update_gap: int = 100,
+                 on_refresh: str = "project", complement: str = "gradient", seed: int = 0,
+                 ns_steps: int = 5, ns_coefficients: tuple = DEFAULT_COEFFICIENTS,
+                 ns_dtype: str = "bfloat16", shape_scale: str = "original", aux: str = "adamw",
+                 state_precision: str = "full", *, foreach: bool | None = None,
+                 maximize: bool = False, compile: bool = False,
+                 bf16_update: str = "stochastic", skip_nonfinite: bool = False):
+        super().__init__(
+            orthogonal_groups(params, aux, state_precision), lr, betas, eps, weight_decay,
+            momentum="subspace", accumulator="none", bias_correction=False, rank=rank,
+            projector=projector, update_gap=update_gap, on_refresh=on_refresh, seed=seed,
+            state_precision=state_precision, foreach=foreach, maximize=maximize,
+            compile=compile, bf16_update=bf16_update, skip_nonfinite=skip_nonfinite,
+            nesterov=nesterov, complement=complement, orthogonalize=True, ns_steps=ns_steps,
+            ns_coefficients=ns_coefficients, ns_dtype=ns_dtype, shape_scale=shape_scale)
+
+
+class MuonSNSM(SNSM):
+    r"""Muon with Subspace-Momentum and the Subset-Norm second moment after the
+    orthogonalization: MuonSM's N, MuonSN's normalized NS(N). lr: Muon's.
+    """
+
+    def __init__(self, params: Params, lr: float = 1e-3, betas: Betas = (0.95, 0.95),
+                 eps: float = 1e-7, weight_decay: float = 0.1, nesterov: bool = True,
+                 normalize: str = "row", rank: int = 128, projector: str = "svd",
+                 update_gap: int = 100, on_refresh: str = "project",
+                 complement: str = "gradient", seed: int = 0, ns_steps: int = 5,
+                 ns_coefficients: tuple = DEFAULT_COEFFICIENTS, ns_dtype: str = "bfloat16",
+                 shape_scale: str = "original", aux: str = "adamw",
+                 state_precision: str = "full", *, foreach: bool | None = None,
+                 maximize: bool = False, compile: bool = False,
+                 bf16_update: str = "stochastic", skip_nonfinite: bool = False):
+        super().__init__(
+            orthogonal_groups(params, aux, state_precision), lr, betas, eps, weight_decay,
+            momentum="subspace", accumulator="none", bias_correction=False, rank=rank,
+            projector=projector, update_gap=update_gap, on_refresh=on_refresh, seed=seed,
+            state_precision=state_precision, foreach=foreach, maximize=maximize,
+            compile=compile, bf16_update=bf16_update, skip_nonfinite=skip_nonfinite,
+            nesterov=nesterov, complement=complement, orthogonalize=True, ns_steps=ns_steps,
+            ns_coefficients=ns_coefficients, ns_dtype=ns_dtype, shape_scale=shape_scale,
+            normalize=normalize)

@@ -9,14 +9,15 @@ import torch
 from torch import Tensor
 
 from snsm.optim.functional import snsm_update
-from snsm.optim.hyperparameters import (check_hyperparameters, check_same_step_setting,
-                                        check_unknown_keys)
+from snsm.optim.hyperparameters import (check_hyperparameters, check_orthogonal_group,
+                                        check_same_step_setting, check_unknown_keys)
 from snsm.optim.loading import check_same_structure, check_state_shapes
 from snsm.optim.nonfinite import (NonFiniteGradientError, SkipCount, all_finite,
                                   check_gradients, gated_update)
 from snsm.optim.plan import GroupHParams, state_layout
 from snsm.optim.sharded_state import unwrap_state_dict, wrap_state_dict
 from snsm.optim.sharding import ShardSpec, needs_collectives, warn_compile_is_eager
+from snsm.rules.orthogonalize import DEFAULT_COEFFICIENTS
 
 __all__ = ["SNSM", "NonFiniteGradientError"]
 
@@ -85,6 +86,18 @@ class SNSM(torch.optim.Optimizer):
             the step count advances there, and the gated step costs a copy of each tensor).
             A group key like the others (so ``deepcopy``, pickle and ``state_dict`` carry it),
             with one value for every group, since it applies to whole steps.
+        nesterov: Nesterov momentum, N = g.lerp(m, b1) (:mod:`snsm.rules.momentum`).
+        complement: what Subspace-Momentum gives the complement of its subspace:
+            ``"gradient"`` (plain g) or ``"none"``.
+        orthogonalize: Muon's rule (:mod:`snsm.rules.orthogonalize`): the update is
+            NS(N), the Newton-Schulz orthogonalization of N, times the shape scale, with
+            D = 1 (needs ``accumulator="none"`` and matrices: a 1-D or empty tensor raises).
+            ``ns_steps``, ``ns_coefficients`` (a, b, c) and ``ns_dtype`` (``"bfloat16"``, as
+            torch.optim.Muon on every device, ``"float32"`` or ``"float64"``) set the iteration,
+            whose normalization uses ``eps``; ``shape_scale`` (``"original"``: sqrt(max(1,
+            m/n)), ``"match_rms_adamw"``: 0.2 sqrt(max(m, n)), ``"none"``) multiplies the lr;
+            ``normalize`` (``"none"``, ``"row"``, ``"column"``, ``"heuristic"``) adds the
+            Subset-Norm second moment after it (NorMuon-like, beta ``betas[1]``, O(m) or O(n)).
 
     Everything that controls a step lives in ``defaults`` and the param groups. The instance
     also holds caches (parameter positions, compiled graphs: rebuilt on demand, never
@@ -102,7 +115,11 @@ class SNSM(torch.optim.Optimizer):
                  use_snsm: bool = True, state_precision: str = "full",
                  foreach: bool | None = None, maximize: bool = False,
                  compile: bool = False, bf16_update: str = "stochastic",
-                 skip_nonfinite: bool = False):
+                 skip_nonfinite: bool = False, nesterov: bool = False,
+                 complement: str = "gradient", orthogonalize: bool = False, ns_steps: int = 5,
+                 ns_coefficients: tuple[float, float, float] = DEFAULT_COEFFICIENTS,
+                 ns_dtype: str = "bfloat16", shape_scale: str = "original",
+                 normalize: str = "none"):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
                         eps=eps, weight_decay=weight_decay, momentum=momentum,
                         accumulator=accumulator, bias_correction=bias_correction,
@@ -110,7 +127,10 @@ class SNSM(torch.optim.Optimizer):
                         update_gap=update_gap, on_refresh=on_refresh, seed=seed,
                         use_snsm=use_snsm, state_precision=state_precision, foreach=foreach,
                         maximize=maximize, compile=compile, bf16_update=bf16_update,
-                        skip_nonfinite=skip_nonfinite)
+                        skip_nonfinite=skip_nonfinite, nesterov=nesterov, complement=complement,
+                        orthogonalize=orthogonalize, ns_steps=ns_steps,
+                        ns_coefficients=tuple(ns_coefficients), ns_dtype=ns_dtype,
+                        shape_scale=shape_scale, normalize=normalize)
         check_hyperparameters(defaults)
         self._skip_count = SkipCount()
         super().__init__(params, defaults)
@@ -123,6 +143,7 @@ class SNSM(torch.optim.Optimizer):
         check_unknown_keys(param_group, self.defaults)
         check_hyperparameters(param_group)
         check_same_step_setting("skip_nonfinite", param_group, self.param_groups, self.defaults)
+        check_orthogonal_group({**self.defaults, **param_group})
         params = param_group["params"]
         if not isinstance(params, set):  # torch refuses sets (unordered) with its own error
             params = [params] if isinstance(params, Tensor) else list(params)

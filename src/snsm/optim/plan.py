@@ -3,7 +3,9 @@
 A plan says which rules a parameter actually gets: Subset-Norm and
 Subspace-Momentum act only where the group has them on (``use_snsm``), and
 Subspace-Momentum only on tensors of 2+ dims; everything else gets the group's
-per-coordinate rule (``subspace`` momentum falls back to ``ema``).
+per-coordinate rule (``subspace`` momentum falls back to ``ema``). A group with
+``orthogonalize`` on gives each of its tensors (matrices only: a 1-D or empty one raises) an
+:class:`~snsm.rules.orthogonalize.OrthogonalPlan` and no partition (D = 1).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import torch
 from snsm.projectors import BasisProjector, IndexProjector, Layout, Projector, get_projector
 from snsm.rules.momentum import matrix_view_shape
 from snsm.rules.bf16 import COMPENSATION
+from snsm.rules.orthogonalize import (SECOND_MOMENT, OrthogonalPlan, orthogonal_plan,
+                                      subset_moment_shape)
 from snsm.rules.partition import Partition, resolve_partition
 from snsm.rules.precision import add_state
 
@@ -42,6 +46,9 @@ class GroupHParams:
     maximize: bool
     state_precision: str
     bf16_update: str
+    nesterov: bool = False
+    complement: str = "gradient"
+    orthogonal: tuple | None = None  # (ns_steps, ns_coefficients, ns_dtype, shape_scale, normalize)
 
     @classmethod
     def from_group(cls, group: dict) -> "GroupHParams":
@@ -54,11 +61,12 @@ class GroupHParams:
             projector=get_projector(group["projector"]), update_gap=group["update_gap"],
             on_refresh=group["on_refresh"], seed=group["seed"], use_snsm=group["use_snsm"],
             maximize=group["maximize"], state_precision=group["state_precision"],
-            bf16_update=group["bf16_update"])
+            bf16_update=group["bf16_update"], nesterov=group["nesterov"],
+            complement=group["complement"], orthogonal=orthogonal_settings(group))
 
     def plan(self, shape: tuple[int, ...]) -> "ParamPlan":
         return plan_for(tuple(shape), self.momentum, self.accumulator, self.subset_size,
-                        self.use_snsm, self.state_precision == "8bit")
+                        self.use_snsm, self.state_precision == "8bit", self.orthogonal)
 
     @property
     def corrects_denominator(self) -> bool:
@@ -66,27 +74,40 @@ class GroupHParams:
         return self.bias_correction and self.accumulator == "ema"
 
 
+def orthogonal_settings(group: dict) -> tuple | None:
+    """The orthogonalizing rule's settings of a group (None where ``orthogonalize`` is off)."""
+    if not group["orthogonalize"]:
+        return None
+    return (group["ns_steps"], tuple(group["ns_coefficients"]), group["ns_dtype"],
+            group["shape_scale"], group["normalize"])
+
+
 @dataclass(frozen=True)
 class ParamPlan:
     """The rules one parameter gets: its momentum rule, its partition (None: D = 1),
     for a shard of a parameter the projector that works on it (None: the group's), and
     whether its momentum and per-coordinate accumulator are 8-bit
-    (:mod:`snsm.rules.quantize`)."""
+    (:mod:`snsm.rules.quantize`), and its orthogonalizing rule (None: none)."""
 
     momentum: str
     partition: Partition | None
     projector: Projector | None = None
     quantized: bool = False
+    orthogonal: OrthogonalPlan | None = None
 
 
 @functools.lru_cache(maxsize=4096)
 def plan_for(shape: tuple[int, ...], momentum: str, accumulator: str, subset_size: int | str,
-             use_snsm: bool, quantized: bool) -> ParamPlan:
+             use_snsm: bool, quantized: bool, orthogonal: tuple | None = None) -> ParamPlan:
     """Resolve the effective rules for a tensor of ``shape`` in a group (8-bit states only
-    for tensors of 2+ dims: see :mod:`snsm.rules.quantize`)."""
+    for tensors of 2+ dims: see :mod:`snsm.rules.quantize`); ``orthogonal``: the group's
+    :func:`orthogonal_settings`."""
     quantized = quantized and len(shape) >= 2
     if momentum == "subspace" and not (use_snsm and len(shape) >= 2 and 0 not in shape):
         momentum = "ema"
+    if orthogonal is not None:
+        return ParamPlan(momentum, None, quantized=quantized,
+                         orthogonal=orthogonal_plan(shape, *orthogonal))
     if accumulator == "none":
         return ParamPlan(momentum, None, quantized=quantized)
     return ParamPlan(momentum, resolve_partition(shape, subset_size if use_snsm else 1),
@@ -101,7 +122,9 @@ def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams,
     estimate and the measured state agree exactly. For a shard of a parameter,
     ``shape`` is the local shape and ``plan`` the shard's (local) plan. An 8-bit plan
     stores the momentum and a per-coordinate accumulator as uint8 codes, each with a
-    float32 ``<key>_scale`` of one absmax per block (:mod:`snsm.rules.quantize`). A bf16
+    float32 ``<key>_scale`` of one absmax per block (:mod:`snsm.rules.quantize`). An
+    orthogonalizing plan with a second moment has ``second_moment``, (m, 1) or (1, n), in
+    float32 for 16-bit parameters (:mod:`snsm.rules.orthogonalize`). A bf16
     parameter under ``bf16_update="kahan"`` has a bf16 ``compensation`` of its own shape
     (:mod:`snsm.rules.bf16`).
     """
@@ -119,6 +142,10 @@ def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams,
         add_state(layout, "accumulator", plan.partition.state_shape,
                    accumulator_dtype(dtype, plan.partition, hp.accumulator),
                    plan.quantized and plan.partition.per_coordinate)
+    if plan.orthogonal is not None and plan.orthogonal.axis is not None:
+        moment_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+        layout[SECOND_MOMENT] = (subset_moment_shape(tuple(shape), plan.orthogonal.axis),
+                                 moment_dtype)
     if dtype == torch.bfloat16 and hp.bf16_update == "kahan":
         layout[COMPENSATION] = (tuple(shape), torch.bfloat16)
     return layout

@@ -26,6 +26,7 @@ class OptimizerSpec:
     cls: type[SNSM]
     harness_lr: float  # peak lr of `snsm train` on the tiny model (Subset-Norm ~10x AdamW's)
     paper_lr: float | None = None  # the paper's LLaMA-60M lr, where it gives one
+    route: str = "linear"  # the default route of create_optimizer (snsm.param_groups)
 
     @property
     def constructor_lr(self) -> float:
@@ -62,6 +63,12 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in (
     OptimizerSpec("adagrad_snsm", named.AdaGradSNSM, harness_lr=1.0, paper_lr=1.0),
     OptimizerSpec("rmsprop_sn", named.RMSpropSN, harness_lr=6e-3, paper_lr=1e-2),
     OptimizerSpec("sgd_sm", named.SGDSM, harness_lr=3e-1),
+    # The Muon family: hidden matrices orthogonalized, the head in the auxiliary group; 5e-3:
+    # Muon's tuned matrix lr in the standard record (its plain group: 1e-2).
+    OptimizerSpec("muon", named.Muon, harness_lr=5e-3, route="hidden"),
+    OptimizerSpec("muon_sn", named.MuonSN, harness_lr=5e-3, route="hidden"),
+    OptimizerSpec("muon_sm", named.MuonSM, harness_lr=5e-3, route="hidden"),
+    OptimizerSpec("muon_snsm", named.MuonSNSM, harness_lr=5e-3, route="hidden"),
 )}
 
 
@@ -83,11 +90,13 @@ def get_optimizer_class(name: str) -> type[SNSM]:
 
 
 def create_optimizer(model: nn.Module, name: str, plain: dict | None = None,
-                     route: str = "linear", **hparams) -> SNSM:
+                     route: str | None = None, **hparams) -> SNSM:
     """Route ``model`` with :func:`snsm.param_groups` and build optimizer ``name``.
 
     ``hparams`` go to the optimizer (both groups); ``plain`` overrides the plain
     group only (for example ``plain={"lr": 1e-3}`` for the embeddings and norms);
-    ``route`` is :func:`snsm.param_groups`'s.
+    ``route`` is :func:`snsm.param_groups`'s (default: the spec's, ``"hidden"`` for the
+    Muon family, else ``"linear"``).
     """
-    return get_spec(name).cls(param_groups(model, plain=plain, route=route), **hparams)
+    spec = get_spec(name)
+    return spec.cls(param_groups(model, plain=plain, route=route or spec.route), **hparams)

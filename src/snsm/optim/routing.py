@@ -12,6 +12,9 @@ Routes:
   shared by several modules (a tied lm_head) lands once, in the plain group.
 * ``"all-matrices"``: every 2-D parameter (the embedding too) to the matrix group,
   vectors to the plain group.
+* ``"hidden"`` (the Muon family's): the :func:`hidden_matrices` (``nn.Linear`` weights of the
+  blocks, not the lm_head) to the matrix group; the embedding, the head, norms and biases
+  to the plain group (the auxiliary group of :mod:`snsm.optim.auxiliary`).
 
 :func:`hidden_matrices` names a different set, the one the peers (GaLore, Muon,
 ...) project: the ``nn.Linear`` weights inside the blocks, not the lm_head.
@@ -23,7 +26,7 @@ from collections import Counter
 
 from torch import nn
 
-ROUTES = ("linear", "all-matrices")
+ROUTES = ("linear", "all-matrices", "hidden")
 
 
 def _linear_weights(model: nn.Module) -> list[nn.Parameter]:
@@ -39,7 +42,7 @@ def param_groups(model: nn.Module, plain: dict | None = None, route: str = "line
     Args:
         model: the module whose trainable parameters are routed.
         plain: extra hyperparameters of the plain group (for example ``{"lr": 1e-3}``).
-        route: ``"linear"`` or ``"all-matrices"`` (see the module docstring).
+        route: ``"linear"``, ``"all-matrices"`` or ``"hidden"`` (see the module docstring).
         **matrix_hparams: extra hyperparameters of the matrix group.
 
     Empty groups are left out. Raises RuntimeError if the groups do not cover
@@ -48,8 +51,10 @@ def param_groups(model: nn.Module, plain: dict | None = None, route: str = "line
     if route not in ROUTES:
         raise ValueError(f"route must be one of {', '.join(ROUTES)}, got {route!r}")
     trainable = [p for p in model.parameters() if p.requires_grad]
-    if route == "linear":
+    if route in ("linear", "hidden"):
         linear = {id(p) for p in _linear_weights(model)}
+        if route == "hidden":
+            linear &= {id(p) for p in hidden_matrices(model)}
         matrices = [p for p in trainable if id(p) in linear]
     else:
         matrices = [p for p in trainable if p.dim() == 2]

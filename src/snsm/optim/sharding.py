@@ -176,6 +176,11 @@ class ShardSpec:
     def plan(self, hp: GroupHParams) -> ParamPlan:
         """The global plan of the parameter, made local: its partition and projector."""
         plan = hp.plan(self.shape)
+        if plan.orthogonal is not None:
+            raise ValueError(f"orthogonalize=True is not supported on an FSDP2-sharded parameter "
+                             f"(global shape {self.shape}): Newton-Schulz needs the whole matrix "
+                             f"and gathering it is not implemented yet; keep such matrices "
+                             f"unsharded or use a Subset-Norm optimizer")
         partition = None if plan.partition is None else self.local_partition(plan.partition)
         projector = ShardProjector(hp.projector, self) if plan.momentum == "subspace" else None
         return ParamPlan(plan.momentum, partition, projector, plan.quantized)

@@ -5,7 +5,9 @@ For a parameter p with gradient g at its step t:
 .. math::
     p \leftarrow p (1 - \eta \lambda) + s_t \, N / D, \qquad s_t = -\eta / c_t
 
-with N from the momentum rule and D from the step-size rule (:mod:`snsm.rules`).
+with N from the momentum rule and D from the step-size rule (:mod:`snsm.rules`); an
+orthogonalizing plan replaces N / D by NS(N) (:mod:`snsm.rules.orthogonalize`), its shape
+scale a factor of s_t.
 Everything that depends on the step count is a scalar of :class:`StepScalars`:
 Python floats on the eager paths, tensor data on the compiled one (so neither the
 step nor a scheduled lr retraces the graph). The group's fixed settings are an
@@ -24,6 +26,7 @@ from snsm.projectors import Projector
 from snsm.rules.momentum import (as_matrix, is_refresh, mix_seed, momentum_steps,
                                  refresh_projector_, subspace_numerator)
 from snsm.rules.bf16 import COMPENSATION, master_copy, write_back_
+from snsm.rules.orthogonalize import orthogonalized_update
 from snsm.rules.partition import Partition
 from snsm.rules.precision import close_state_, open_state
 from snsm.rules.quantize import rounding_bits
@@ -54,22 +57,30 @@ class UpdateRules(NamedTuple):
     decays: bool
     maximize: bool
     projector: Projector
+    nesterov: bool = False
+    complement: str = "gradient"
 
     @classmethod
     def of(cls, hp: GroupHParams) -> "UpdateRules":
         return cls(hp.beta1, hp.beta2, hp.eps, hp.accumulator, hp.bias_correction,
-                   hp.corrects_denominator, hp.weight_decay != 0, hp.maximize, hp.projector)
+                   hp.corrects_denominator, hp.weight_decay != 0, hp.maximize, hp.projector,
+                   hp.nesterov, hp.complement)
 
 
 def step_scalars(step: int, plan: ParamPlan, hp: GroupHParams) -> StepScalars:
-    """The scalars of step ``step`` (in float64 Python arithmetic)."""
+    """The scalars of step ``step`` (in float64 Python arithmetic); an orthogonalizing plan's
+    shape scale multiplies the step size (-lr * scale without bias correction, as
+    torch.optim.Muon's ``-adjusted_lr``)."""
     ema_corrected = plan.momentum == "ema" and hp.bias_correction
     bias_correction1 = 1 - hp.beta1**step if ema_corrected else 1.0
     bias_correction2_sqrt = (1 - hp.beta2**step) ** 0.5 if hp.corrects_denominator else None
     momentum_correction = None
     if plan.momentum == "subspace" and hp.bias_correction:
         momentum_correction = 1 - hp.beta1**momentum_steps(step, hp.update_gap, hp.on_refresh)
-    return StepScalars(-(hp.lr / bias_correction1), bias_correction2_sqrt, momentum_correction,
+    step_size = -(hp.lr / bias_correction1)
+    if plan.orthogonal is not None:
+        step_size *= plan.orthogonal.scale
+    return StepScalars(step_size, bias_correction2_sqrt, momentum_correction,
                        1 - hp.lr * hp.weight_decay)
 
 
@@ -95,14 +106,27 @@ def refresh_if_due(grad: Tensor, state: dict, plan: ParamPlan, hp: GroupHParams,
 
 def numerator(grad: Tensor, state: dict, plan: ParamPlan, rules: UpdateRules,
               momentum_correction: float | Tensor | None) -> Tensor:
-    """N: g (no momentum), the EMA m (its correction is in the step size), or the
-    subspace numerator g + P^T(m_hat - P(g))."""
+    """N: g (no momentum), the EMA m (its correction is in the step size; with Nesterov
+    g.lerp(m, b1)), or the subspace numerator (:func:`snsm.rules.momentum.subspace_numerator`)."""
     if plan.momentum == "none":
         return grad
     if plan.momentum == "ema":
-        return state["momentum"].lerp_(grad, 1 - rules.beta1)
+        return nesterov_numerator(grad, state["momentum"].lerp_(grad, 1 - rules.beta1), rules)
     return subspace_numerator(grad, state, plan.projector or rules.projector, rules.beta1,
-                              momentum_correction)
+                              momentum_correction, rules.nesterov, rules.complement)
+
+
+def nesterov_numerator(grad: Tensor, momentum: Tensor, rules: UpdateRules) -> Tensor:
+    """N of EMA momentum: m, or with Nesterov g.lerp(m, b1) (torch.optim.Muon's form)."""
+    return grad.lerp(momentum, rules.beta1) if rules.nesterov else momentum
+
+
+def orthogonalize_numerator(numer: Tensor, state: dict, plan: ParamPlan,
+                            rules: UpdateRules) -> Tensor:
+    """NS(N) (and its second moment) under an orthogonalizing plan; else N as it is."""
+    if plan.orthogonal is None:
+        return numer
+    return orthogonalized_update(numer, state, plan.orthogonal, rules.beta2, rules.eps)
 
 
 def apply_update_(param: Tensor, numer: Tensor, denom: Tensor | None,
@@ -149,6 +173,7 @@ def update_parameter_(param: Tensor, grad: Tensor, state: dict, plan: ParamPlan,
     if rules.decays:
         param.mul_(scalars.decay)
     numer = numerator(grad, working, plan, rules, scalars.momentum_correction)
+    numer = orthogonalize_numerator(numer, working, plan, rules)
     denom = None
     if plan.partition is not None:
         acc = working["accumulator"]

@@ -12,6 +12,12 @@
   refresh the momentum is reset to zero on the refresh step itself
   (``on_refresh="reset"``) or carried into the new basis
   (``on_refresh="project"``: m <- P_new(P_old^T(m))).
+
+  ``complement`` says what the complement gets: ``"gradient"`` (the plain g - P^T P g, as
+  above) or ``"none"`` (N = P^T m_hat alone).
+
+Nesterov (``nesterov=True``, torch.optim.Muon's form): N = g.lerp(m, b1) = (1 - b1) g + b1 m
+for ``ema``; for ``subspace`` the same in the subspace, m_hat replaced by P(g).lerp(m_hat, b1).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from snsm.projectors import Projector
 
 MOMENTUM_RULES = ("none", "ema", "subspace")
 REFRESH_RULES = ("reset", "project")
+COMPLEMENT_RULES = ("gradient", "none")
 
 _MASK64 = (1 << 64) - 1
 
@@ -77,8 +84,11 @@ def refresh_projector_(grad2d: Tensor, state: dict, projector: Projector, rank: 
 
 
 def subspace_numerator(grad: Tensor, state: dict, projector: Projector, beta1: float,
-                       correction: float | Tensor | None) -> Tensor:
-    """N = g + P^T(m_hat - P(g)), m_hat = m / correction; updates the momentum in place.
+                       correction: float | Tensor | None, nesterov: bool = False,
+                       complement: str = "gradient") -> Tensor:
+    """N = g + P^T(m_hat - P(g)) (``complement="gradient"``) or P^T(m_hat) (``"none"``),
+    m_hat = m / correction (with ``nesterov``: P(g).lerp(m_hat, b1)); updates the momentum in
+    place.
 
     The projector must already be refreshed for this step (:func:`refresh_projector_`).
     ``correction`` is 1 - b1^tau with bias correction (a number, or tensor data in the
@@ -88,6 +98,12 @@ def subspace_numerator(grad: Tensor, state: dict, projector: Projector, beta1: f
     low = projector.project(grad2d, state)
     momentum = state["momentum"].lerp_(low, 1 - beta1)
     m_hat = momentum if correction is None else momentum / correction
-    numerator = grad2d.clone(memory_format=torch.contiguous_format)
-    projector.back_add_(numerator, m_hat - low, state)
+    if nesterov:
+        m_hat = low.lerp(m_hat, beta1)
+    if complement == "none":
+        numerator = torch.zeros_like(grad2d, memory_format=torch.contiguous_format)
+        projector.back_add_(numerator, m_hat, state)
+    else:
+        numerator = grad2d.clone(memory_format=torch.contiguous_format)
+        projector.back_add_(numerator, m_hat - low, state)
     return numerator.view(grad.shape)

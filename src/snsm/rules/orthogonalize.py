@@ -8,13 +8,17 @@ momentum M = U S V^T, computed by a Newton-Schulz iteration, then scaled for its
 * :func:`orthogonal_update_scale`: the factor on the learning rate for an m x n matrix.
 * :func:`subset_normalize_`: the optional Subset-Norm second moment after orthogonalization,
   one value per row or column of O (NorMuon-like), O(m) or O(n) state.
+* :class:`OrthogonalPlan` and :func:`orthogonalized_update`: the rule as the optimizers run it
+  (``orthogonalize=True`` in a param group: :mod:`snsm.optim.plan`, :mod:`snsm.optim.update`).
 
 Tensors of more than two dims are taken as their (shape[0], rest) matrix view.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -35,6 +39,11 @@ SHAPE_SCALES = ("original", "match_rms_adamw", "none")
 #: Subsets of the second moment after orthogonalization: one value per row, per column, or per
 #: index of the larger dimension ("heuristic", as Subset-Norm's default partition).
 SUBSET_AXES = ("row", "column", "heuristic")
+#: The group key ``normalize``: no second moment, or one of :data:`SUBSET_AXES`.
+NORMALIZE_RULES = ("none",) + SUBSET_AXES
+#: The group key ``ns_dtype`` names the compute dtype of the iteration.
+NS_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
+SECOND_MOMENT = "second_moment"  # the state key of the second moment after orthogonalization
 
 
 def check_matrix_shape(shape: tuple[int, ...], what: str = "the orthogonalizing rule") -> tuple[int, int]:
@@ -159,3 +168,40 @@ def subset_normalize_(update: Tensor, second_moment: Tensor, step: int | None, b
     correction = None if step is None else math.sqrt(1 - beta2 ** step)
     o = o * denominator(second_moment, correction, eps).reciprocal()
     return o.mul_(norm / o.norm().add_(eps))
+
+
+@dataclass(frozen=True)
+class OrthogonalPlan:
+    """The orthogonalizing rule of one matrix: the iteration's settings, the shape scale on its
+    learning rate, and the axis of the second moment after it (None: no second moment)."""
+
+    steps: int
+    coefficients: tuple[float, float, float]
+    dtype: torch.dtype
+    scale: float
+    axis: str | None
+
+
+@functools.lru_cache(maxsize=4096)
+def orthogonal_plan(shape: tuple[int, ...], steps: int, coefficients: tuple[float, float, float],
+                    dtype: str, shape_scale: str, normalize: str) -> OrthogonalPlan:
+    """The rule for a tensor of ``shape``; ValueError naming the shape for a 1-D or empty one."""
+    check_matrix_shape(shape)
+    check_choice("normalize", normalize, NORMALIZE_RULES)
+    check_choice("ns_dtype", dtype, NS_DTYPES)
+    axis = None if normalize == "none" else subset_axis(shape, normalize)
+    return OrthogonalPlan(steps, tuple(coefficients), NS_DTYPES[dtype],
+                          orthogonal_update_scale(shape, shape_scale), axis)
+
+
+def orthogonalized_update(numer: Tensor, state: dict, plan: OrthogonalPlan, beta2: float,
+                          eps: float) -> Tensor:
+    """O = NS(N) (:func:`newton_schulz`, in the plan's dtype), then, with a second moment,
+    :func:`subset_normalize_` of O (NorMuon's arithmetic: no bias correction) with
+    ``state["second_moment"]``. The shape scale is the step size's, not applied here."""
+    update = newton_schulz(numer, plan.steps, plan.coefficients, eps, plan.dtype)
+    if plan.axis is None:
+        return update
+    matrix = update.reshape(update.shape[0], -1)
+    return subset_normalize_(matrix, state[SECOND_MOMENT], None, beta2, eps,
+                             plan.axis).view(numer.shape)

@@ -33,6 +33,12 @@ ADAM = (("lr", 1e-2), ("betas", (0.9, 0.999)), ("eps", 1e-6), ("weight_decay", 0
 SUBSPACE = (("rank", 128), ("projector", "svd"), ("update_gap", 200), ("on_refresh", "reset"),
             ("seed", 0))
 SUBSET, FULL = (("subset_size", "heuristic"),), (("state_precision", "full"),)
+MUON = (("lr", 1e-3), ("betas", (0.95, 0.95)), ("eps", 1e-7), ("weight_decay", 0.1),
+        ("nesterov", True))
+NS = (("ns_steps", 5), ("ns_coefficients", (3.4445, -4.7750, 2.0315)), ("ns_dtype", "bfloat16"),
+      ("shape_scale", "original"))
+MUON_SUBSPACE = (("rank", 128), ("projector", "svd"), ("update_gap", 100),
+                 ("on_refresh", "project"), ("complement", "gradient"), ("seed", 0))
 SIGNATURES = {
     snsm.AdamSN: (*ADAM, *SUBSET, *FULL),
     snsm.AdamSNSM: (*ADAM, *SUBSET, *SUBSPACE, *FULL),
@@ -45,6 +51,10 @@ SIGNATURES = {
     snsm.AdaGrad: (("lr", 1e-2), ("eps", 1e-10), ("weight_decay", 0.0), *FULL),
     snsm.AdamW: (("lr", 1e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8), ("weight_decay", 1e-2),
                  *FULL),  # torch.optim.AdamW's defaults
+    snsm.Muon: (*MUON, *NS, ("aux", "adamw"), *FULL),  # torch.optim.Muon's defaults
+    snsm.MuonSN: (*MUON, ("normalize", "row"), *NS, ("aux", "adamw"), *FULL),
+    snsm.MuonSM: (*MUON, *MUON_SUBSPACE, *NS, ("aux", "adamw"), *FULL),
+    snsm.MuonSNSM: (*MUON, ("normalize", "row"), *MUON_SUBSPACE, *NS, ("aux", "adamw"), *FULL),
 }
 KEYWORD_ONLY = (("foreach", None), ("maximize", False), ("compile", False),
                 ("bf16_update", "stochastic"), ("skip_nonfinite", False))
