@@ -49,6 +49,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 _LEFTOVER = re.compile(r"^\..+\.\d+\.tmp$")  # the temporary files of write_atomically
 
 
+def is_leftover(name: str) -> bool:
+    """Whether ``name`` is a temporary file of :func:`write_atomically`."""
+    return bool(_LEFTOVER.match(name))
+
+
 class _Recorder:
     """A binary file wrapper that remembers the OSError of a failed write (torch may report
     it as a RuntimeError of its own, such as "unexpected pos")."""

@@ -64,6 +64,17 @@ def read_run_record(run_dir: str | os.PathLike) -> dict[str, Any]:
     return record
 
 
+def is_run_record(path: str | os.PathLike) -> bool:
+    """Whether the file at ``path`` is the record of an snsm run: JSON with a ``config``
+    table and the ``versions`` table naming snsm (what :func:`new_record` writes)."""
+    try:
+        record = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(record, dict) and isinstance(record.get("config"), dict)
+            and isinstance(record.get("versions"), dict) and "snsm" in record["versions"])
+
+
 def read_run_config(run_dir: str | os.PathLike) -> TrainConfig:
     """The saved settings of run folder ``run_dir`` (errors name its ``config.json``)."""
     path = Path(run_dir) / CONFIG_NAME

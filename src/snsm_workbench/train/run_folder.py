@@ -25,10 +25,11 @@ from snsm_workbench.train import dist_checkpoint
 from snsm_workbench.train.config import TrainConfig, check_paths
 from snsm_workbench.train.metrics import METRICS_NAME, MetricsLog
 from snsm_workbench.train.parallel import Parallel
-from snsm_workbench.train.record import read_run_record, write_run_record
+from snsm_workbench.train.record import (CONFIG_NAME, is_run_record, read_run_record,
+                                         write_run_record)
 from snsm_workbench.train.resume import check_record_unedited, record_resume, resume_changes, resume_config
 from snsm_workbench.util.errors import ConflictError
-from snsm_workbench.util.locks import FolderLock
+from snsm_workbench.util.locks import LOCK_NAME, FolderLock
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +62,26 @@ def plan_run(config: TrainConfig, read_data: bool = True
 
 
 def _check_no_run(run_dir: Path) -> None:
+    """ConflictError when ``run_dir`` holds a run (resume it instead), or files of its own
+    (it is not empty and not a run folder of ours: nothing there is overwritten)."""
     if (run_dir / ckpt.CHECKPOINT_NAME).exists():
         raise ConflictError(f"{run_dir} already holds a run; resume it with --resume {run_dir} "
                             f"or choose another --out")
+    if not run_dir.is_dir() or is_run_record(run_dir / CONFIG_NAME):
+        return  # new, or a run of ours stopped before its first save: started over
+    foreign = sorted(p.name for p in run_dir.iterdir() if not _ours(p.name))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                          else "")
+        raise ConflictError(f"--out {run_dir} is not empty and not an snsm run folder (it "
+                            f"holds {shown}); choose a new or empty folder, nothing was written")
+
+
+def _ours(name: str) -> bool:
+    """Whether a file of this name in a new run's folder is the harness's: its lock, or a
+    temporary file or DCP folder of a run killed before its first save."""
+    return (name == LOCK_NAME or ckpt.is_leftover(name)
+            or name.startswith(dist_checkpoint.PREFIX))
 
 
 class RunFolder:

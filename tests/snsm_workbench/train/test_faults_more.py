@@ -1,0 +1,65 @@
+"""More fault injection on real ``python -m snsm_workbench train`` processes (issue 24): a
+folder that is not a run, damaged records and data, no memory, a second signal; each fault
+gives one line (or a warning) and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_faults import ENV, _error_line, _train, _write_corpus
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and FIFOs")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The corpus and a shared token cache (built by a first short run)."""
+    root = tmp_path_factory.mktemp("faults_more")
+    world = {"root": root, "corpus": _write_corpus(root / "corpus"), "cache": root / "cache"}
+    subprocess.run(_train(world, root / "first", "--quiet", steps=5), check=True,
+                   capture_output=True, env=ENV, timeout=240)
+    world["finished"] = root / "first"
+    return world
+
+
+def _run(command) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=240)
+
+
+# --- a folder that is not a run ----------------------------------------------------------
+
+def test_out_on_a_folder_that_is_not_a_run_is_refused_and_nothing_is_overwritten(world,
+                                                                                  tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    files = {"config.json": '{"model_type": "llama", "hidden_size": 64}',
+             "metrics.jsonl": '{"epoch": 1}\n', "curves.png": "not a png",
+             "weights.safetensors": "weights"}
+    for name, text in files.items():
+        (model / name).write_text(text)
+    result = _run(_train(world, model, "--quiet", steps=2))
+    assert result.returncode == 2
+    assert _error_line(result.stderr) == (
+        f"snsm: error: --out {model} is not empty and not an snsm run folder (it holds "
+        f"config.json, curves.png, metrics.jsonl, weights.safetensors); choose a new or empty "
+        f"folder, nothing was written")
+    assert {p.name: p.read_text() for p in model.iterdir()} == files  # no .lock either
+
+
+def test_out_on_a_run_of_ours_that_stopped_before_its_first_save_starts_it_over(world,
+                                                                                 tmp_path):
+    import shutil
+
+    run = Path(shutil.copytree(world["finished"], tmp_path / "run"))
+    (run / "checkpoint.pt").unlink()  # as if stopped before its first save
+    (run / "notes.txt").write_text("mine")
+    result = _run(_train(world, run, "--quiet", steps=2))
+    assert result.returncode == 0, result.stderr
+    assert (run / "notes.txt").read_text() == "mine"
+    assert json.loads((run / "config.json").read_text())["config"]["steps"] == 2
