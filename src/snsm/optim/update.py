@@ -25,11 +25,10 @@ from snsm.optim.plan import GroupHParams, ParamPlan, working_dtypes
 from snsm.projectors import Projector
 from snsm.rules.momentum import (as_matrix, is_refresh, mix_seed, momentum_steps,
                                  refresh_projector_, subspace_numerator)
-from snsm.rules.bf16 import COMPENSATION, master_copy, write_back_
+from snsm.rules.bf16 import COMPENSATION, RoundingBits, master_copy, rounding_bits, write_back_
 from snsm.rules.orthogonalize import orthogonalized_update
 from snsm.rules.partition import Partition
 from snsm.rules.precision import close_state_, open_state
-from snsm.rules.quantize import rounding_bits
 from snsm.rules.step_size import accumulate_, denominator
 
 
@@ -84,7 +83,8 @@ def step_scalars(step: int, plan: ParamPlan, hp: GroupHParams) -> StepScalars:
                        1 - hp.lr * hp.weight_decay)
 
 
-def stochastic_bits(param: Tensor, hp: GroupHParams, index: int, step: int) -> Tensor | None:
+def stochastic_bits(param: Tensor, hp: GroupHParams, index: int,
+                    step: int) -> RoundingBits | None:
     """The random bits of step ``step``'s stochastic rounding of a bf16 parameter (seeded by
     the group's seed, the parameter's index and the step); None where it does not apply."""
     if not (hp.bf16_update == "stochastic" and param.dtype == torch.bfloat16):

@@ -6,8 +6,12 @@ rules, all applied to bf16 parameters only (other dtypes are updated as they are
 
 * ``"stochastic"`` (the default): the update is computed on a float32 copy w of p and
   written back with unbiased stochastic rounding, E[p'] = w'
-  (:func:`snsm.rules.quantize.stochastic_round_to_bf16`; bits seeded by the group's seed,
-  the parameter's index and the step, never the global RNG). No extra state.
+  (:func:`stochastic_round_to_bf16`; bits seeded by the group's seed, the parameter's
+  index and the step, never the global RNG). No extra state. The rounding runs a chunk
+  of ``ROUNDING_CHUNK`` elements at a time, in place in w, with that chunk's bits
+  (:class:`RoundingBits`): its transient is 4 bytes per element of one chunk (4 MiB),
+  not 10 per element of the parameter; what remains is w itself (4 bytes per element
+  of the parameter being updated).
 * ``"kahan"``: a bf16 compensation c per parameter (state key ``"compensation"``, 2 bytes
   per element) holds the low bits p lost. The weight is w = p + c in float32 (|c| is at
   most half a bf16 spacing of p). Each step updates w in float32 and splits it again:
@@ -27,13 +31,76 @@ rules, all applied to bf16 parameters only (other dtypes are updated as they are
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
-from snsm.rules.quantize import stochastic_round_to_bf16
+from snsm.rules.momentum import mix_seed
 
 BF16_UPDATES = ("stochastic", "kahan", "nearest")
 COMPENSATION = "compensation"  # the state key of the Kahan compensation
+ROUNDING_CHUNK = 1 << 20  # elements rounded stochastically at a time (their bits: 4 MiB)
+
+
+class RoundingBits(NamedTuple):
+    """The random bits of one stochastic rounding of a tensor of ``shape``, drawn a chunk
+    at a time: chunk c (elements [c C, (c + 1) C) of the tensor flattened in row-major
+    order, C = ``ROUNDING_CHUNK``) draws 16 bits per element (int32 in [0, 2^16)) from a
+    generator seeded with mix_seed(seed, c), never the global RNG. An element's bits depend
+    on the seed and its position only, so every path rounds alike, however it cuts the
+    work."""
+
+    shape: tuple[int, ...]
+    device: torch.device
+    seed: int
+
+    def chunk(self, index: int) -> Tensor:
+        """The bits of chunk ``index`` (shorter for the last chunk)."""
+        numel = math.prod(self.shape)
+        size = min(ROUNDING_CHUNK, numel - index * ROUNDING_CHUNK)
+        generator = torch.Generator(device=self.device).manual_seed(mix_seed(self.seed, index))
+        return torch.randint(0, 1 << 16, (size,), generator=generator, device=self.device,
+                             dtype=torch.int32)
+
+    def whole(self) -> Tensor:
+        """Every chunk's bits at once, in ``shape`` (for a traced update, which takes them
+        as an input: the compiled path)."""
+        chunks = -(-math.prod(self.shape) // ROUNDING_CHUNK)
+        if chunks == 0:
+            return torch.zeros(self.shape, dtype=torch.int32, device=self.device)
+        return torch.cat([self.chunk(i) for i in range(chunks)]).view(self.shape)
+
+
+def rounding_bits(shape: tuple[int, ...], device: torch.device, seed: int) -> RoundingBits:
+    """The bits of one stochastic rounding (:class:`RoundingBits`), drawn when used."""
+    return RoundingBits(tuple(shape), torch.device(device), seed)
+
+
+def stochastic_round_to_bf16(value: Tensor, bits: Tensor) -> Tensor:
+    r"""float32 ``value`` rounded to bfloat16 stochastically: with r uniform in [0, 2^16),
+    the float32 bit pattern plus r, its low 16 bits cleared. x between the neighbours
+    a < b (|b - a| = one bf16 ulp) becomes b with probability (x - a) / (b - a), so
+    E[round(x)] = x: updates below half an ulp, which nearest rounding loses, survive on
+    average."""
+    rounded = (value.view(torch.int32) + bits).bitwise_and_(-65536)  # -65536 = 0xFFFF0000
+    return rounded.view(torch.float32).to(torch.bfloat16)
+
+
+def stochastic_round_(param: Tensor, master: Tensor, bits: RoundingBits) -> None:
+    """``param`` <- :func:`stochastic_round_to_bf16` of ``master``, a chunk at a time, in
+    place in ``master`` (scratch): the result has zero low bits, so the copy into the bf16
+    ``param`` is exact."""
+    work = master.contiguous().view(-1)  # the master copy itself, unless it is strided
+    target = param.view(-1) if param.is_contiguous() else None
+    for index, start in enumerate(range(0, work.numel(), ROUNDING_CHUNK)):
+        piece = work[start:start + ROUNDING_CHUNK]
+        piece.view(torch.int32).add_(bits.chunk(index)).bitwise_and_(-65536)
+        if target is not None:
+            target[start:start + ROUNDING_CHUNK].copy_(piece)
+    if target is None:
+        param.copy_(work.view(param.shape))
 
 
 def uses_master(dtype: torch.dtype, bf16_update: str) -> bool:
@@ -48,13 +115,17 @@ def master_copy(param: Tensor, compensation: Tensor | None) -> Tensor:
     return master if compensation is None else master.add_(compensation)
 
 
-def write_back_(param: Tensor, master: Tensor, bits: Tensor | None,
+def write_back_(param: Tensor, master: Tensor, bits: RoundingBits | Tensor | None,
                 compensation: Tensor | None) -> None:
     """Store the updated float32 weight ``master`` into the bf16 ``param``: stochastically
-    with ``bits``, else split into p and c with a ``compensation``, else to nearest.
-    ``master`` is used as scratch space."""
-    if bits is not None:
+    with ``bits`` (in chunks; a tensor: every bit at once, as a traced update has them),
+    else split into p and c with a ``compensation``, else to nearest. ``master`` is used as
+    scratch space."""
+    if isinstance(bits, Tensor):
         param.copy_(stochastic_round_to_bf16(master, bits))
+    elif bits is not None:
+        stochastic_round_(param, master, bits)
+    if bits is not None:
         return
     param.copy_(master)
     if compensation is not None:

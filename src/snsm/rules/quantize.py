@@ -145,21 +145,3 @@ def dequantize(codes: Tensor, scale: Tensor, signed: bool, dtype: torch.dtype) -
     for rows in _row_pieces(*code_rows.shape):
         out_rows[rows] = _dequantize_rows(code_rows[rows], scale_rows[rows], signed)
     return out.view(codes.shape)
-
-
-def rounding_bits(shape: tuple[int, ...], device: torch.device, seed: int) -> Tensor:
-    """16 random bits per element (int32 in [0, 2^16)) from a generator seeded with ``seed``
-    (never the global RNG), for :func:`stochastic_round_to_bf16`."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    return torch.randint(0, 1 << 16, shape, generator=generator, device=device,
-                         dtype=torch.int32)
-
-
-def stochastic_round_to_bf16(value: Tensor, bits: Tensor) -> Tensor:
-    r"""float32 ``value`` rounded to bfloat16 stochastically: with r uniform in [0, 2^16),
-    the float32 bit pattern plus r, its low 16 bits cleared. x between the neighbours
-    a < b (|b - a| = one bf16 ulp) becomes b with probability (x - a) / (b - a), so
-    E[round(x)] = x: updates below half an ulp, which nearest rounding loses, survive on
-    average."""
-    rounded = (value.view(torch.int32) + bits).bitwise_and_(-65536)  # -65536 = 0xFFFF0000
-    return rounded.view(torch.float32).to(torch.bfloat16)

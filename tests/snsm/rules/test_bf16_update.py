@@ -6,6 +6,8 @@ every rule, momentum and accumulator."""
 from __future__ import annotations
 
 import io
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +18,9 @@ from snsm_workbench.measure.memory import memory_rows
 from snsm_workbench.measure.models import llama_skeleton
 from snsm.optim.plan import GroupHParams
 from snsm.optim.sharding import ShardSpec
-from test_routing import TinyLM
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "optim"))  # when run without tests/snsm/optim
+from test_routing import TinyLM  # noqa: E402
 
 U32 = 2.0**-24  # float32 unit roundoff
 

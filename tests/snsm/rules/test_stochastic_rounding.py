@@ -13,7 +13,7 @@ from torch import nn
 
 import snsm
 from problems import clone_params, grad_stream, make_params, run
-from snsm.rules.quantize import rounding_bits, stochastic_round_to_bf16
+from snsm.rules.bf16 import rounding_bits, stochastic_round_to_bf16
 
 ULP_BELOW_ONE = 2.0**-8  # bf16 spacing in [0.5, 1)
 
@@ -25,12 +25,12 @@ def test_rounding_picks_a_neighbour_with_the_right_probability():
     a, b = 0.5, 0.5 + 2.0**-8
     for f in (0.1, 0.25, 0.5, 0.9):
         x = torch.full((n,), a + f * (b - a))
-        rounded = stochastic_round_to_bf16(x, rounding_bits((n,), torch.device("cpu"), 7))
+        rounded = stochastic_round_to_bf16(x, rounding_bits((n,), torch.device("cpu"), 7).whole())
         assert set(rounded.float().unique().tolist()) <= {a, b}
         sigma = (b - a) * math.sqrt(f * (1 - f) / n)
         assert abs(rounded.float().mean().item() - x[0].item()) < 5 * sigma
     exact = torch.tensor([1.0, -2.5, 0.0, float("inf")])
-    bits = rounding_bits((4,), torch.device("cpu"), 1)
+    bits = rounding_bits((4,), torch.device("cpu"), 1).whole()
     assert torch.equal(stochastic_round_to_bf16(exact, bits).float(), exact)
 
 
