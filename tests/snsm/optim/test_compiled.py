@@ -18,6 +18,8 @@ CASES = [
     ("adamw_sn", {"maximize": True}),
     ("adamw_snsm", {"projector": "uniform", "rank": 3, "update_gap": 2, "on_refresh": "project"}),
     ("adamw_snsm", {"projector": "svd", "rank": 3, "update_gap": 2, "weight_decay": 0.1}),
+    ("muon", {"ns_dtype": "float32"}),  # orthogonalized in the graph, shape scale in the table
+    ("muon_snsm", {"ns_dtype": "float32", "rank": 3, "update_gap": 2, "normalize": "column"}),
 ]
 
 
