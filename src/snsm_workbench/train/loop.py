@@ -142,6 +142,8 @@ class Trainer:
                 c, count_parameters(self.model), self.data.stats, str(self.device),
                 self.parallel.world_size, optimizer_factory))
         self.metrics = self.folder.metrics_log(self.step if self.folder.resumed else None)
+        if self.folder.resumed:  # last: a resume refused above leaves the record as it was
+            self.folder.record_resume(self.config, self.step)
 
     def _load_data(self, data: TokenData | None) -> TokenData:
         """The run's tokens: ``data`` as given, or the config's corpus tokenized (and cached);
@@ -186,7 +188,6 @@ class Trainer:
         c = self.config
         rebuild_schedule(self.scheduler, self.step, payload.get("config", {}).get("steps", c.steps),
                          c.steps, c.warmup_ratio, c.min_lr_ratio)
-        self.folder.record_resume(self.config, self.step)
 
     def save(self) -> None:
         """Write the checkpoint of the current step (no check: see :meth:`checkpoint`)."""

@@ -25,7 +25,7 @@ class MetricsLog:
         if path is None:
             return
         if keep_through_step is not None and path.is_file():
-            self.records = [r for r in read_records(path) if r["step"] <= keep_through_step]
+            self.records = [r for r in read_run_records(path) if r["step"] <= keep_through_step]
         self._rewrite()
 
     def _rewrite(self) -> None:
@@ -52,6 +52,36 @@ def read_records(path: Path) -> list[dict]:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             logger.warning("dropping an unreadable line of %s: %r", path, line[:80])
+    return records
+
+
+def _as_record(line: str) -> dict | None:
+    """The record of a line: a JSON object with an integer ``step``, or None."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    return record if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def read_run_records(path: Path) -> list[dict]:
+    """The records of a run's metrics file, for a resume: a damaged last line (a write cut
+    short) is dropped with a warning; a damaged line before it (not a JSON object with an
+    integer ``step``) raises CheckpointError naming the file and the line."""
+    lines = path.read_text(errors="replace").splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        record = _as_record(line)
+        if record is not None:
+            records.append(record)
+        elif number == len(lines):
+            logger.warning("%s: dropping its last line, damaged (a write cut short?): %r",
+                           path, line[:80])
+        else:
+            raise ckpt.CheckpointError(
+                f"{path} line {number} is not a metrics record with a step: {line[:80]!r}; "
+                f"repair or delete that line")
     return records
 
 

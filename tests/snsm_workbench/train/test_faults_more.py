@@ -63,3 +63,44 @@ def test_out_on_a_run_of_ours_that_stopped_before_its_first_save_starts_it_over(
     assert result.returncode == 0, result.stderr
     assert (run / "notes.txt").read_text() == "mine"
     assert json.loads((run / "config.json").read_text())["config"]["steps"] == 2
+
+
+# --- damaged records ---------------------------------------------------------------------
+
+@pytest.fixture
+def finished(world, tmp_path):
+    """A copy of the finished 5-step run."""
+    import shutil
+
+    return Path(shutil.copytree(world["finished"], tmp_path / "run"))
+
+
+def _resume(run, *extra) -> subprocess.CompletedProcess:
+    return _run([sys.executable, "-m", "snsm_workbench", "train", "--resume", str(run), "--quiet",
+                 *extra])
+
+
+@pytest.mark.parametrize("last", ['{"loss": 1.0, "tok', '{"loss": 1.0}'])
+def test_a_damaged_last_metrics_line_is_dropped_with_a_warning(finished, last):
+    metrics = finished / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + last)  # a torn write
+    result = _resume(finished, "--steps", "6")
+    assert result.returncode == 0, result.stderr
+    assert "dropping its last line, damaged" in result.stderr
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps[-2:] == [6, 6]  # the step and its evaluation
+
+
+def test_a_metrics_line_without_a_step_is_one_line_naming_file_and_line(finished):
+    metrics = finished / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    lines.insert(2, '{"loss": 1.0}')
+    metrics.write_text("\n".join(lines) + "\n")
+    record = (finished / "config.json").read_text()
+    result = _resume(finished, "--steps", "6")
+    assert result.returncode == 2
+    assert _error_line(result.stderr) == (f"snsm: error: {metrics} line 3 is not a metrics "
+                                          f"record with a step: '{{\"loss\": 1.0}}'; repair or "
+                                          f"delete that line")
+    assert metrics.read_text().splitlines() == lines  # left as it was
+    assert (finished / "config.json").read_text() == record
