@@ -11,7 +11,12 @@ Keys of the file (every one required; a bad one raises :class:`SuiteFileError` n
   tuned on both learning rates;
 * ``peer_grid_factors``: a peer's grid as multiples of its authors' lr;
 * ``lean``: ``{label, base (a headline label), optimizer_args, weights ("fp32" or "bf16")}``;
-* ``search``: AdamSNSM's variants ``{knob, value, optimizer_args?, plain_same?}``.
+* ``search``: AdamSNSM's variants ``{knob, value, optimizer_args?, plain_same?}``;
+* ``muon``: the Muon family's stage, in priority order: entries (as ``headline``'s, with
+  ``route``) tuned on both lrs, and lean levels ``{label, base (an earlier item), optimizer_args,
+  weights, tune_plain?}`` at their base's tuned lrs (``tune_plain``: the plain-group lr tuned
+  again, for a level that changes the plain group's rule). ``settings.muon_labels`` names the
+  items run.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class LeanLevel:
     base: str
     optimizer_args: dict
     weights: str
+    tune_plain: bool = False  # tune the plain-group lr at the base's matrix lr (muon stage)
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class Settings:
     peers: tuple[str, ...]
     plain_grid: tuple[float, ...]
     search_knobs: tuple[str, ...]
+    muon_labels: tuple[str, ...]  # the muon stage's items that run
     data: str | None = None  # the main corpus: Shakespeare when None
     cache_dir: str | None = None
 
@@ -115,6 +122,7 @@ class Plan:
     peer_grid_factors: tuple[float, ...]
     lean: tuple[LeanLevel, ...]
     search: tuple[Variant, ...]
+    muon: tuple[Entry | LeanLevel, ...]
 
     def peer_entry(self, name: str) -> Entry:
         """A peer on its grid around its authors' lr; a peer with a plain group (Muon,
@@ -135,7 +143,7 @@ _SETTINGS = {"preset": "str", "full_steps": "int", "batch_size": "int", "seq_len
              "vocab_size": "int", "eval_every": "int", "eval_batches": "int", "seeds": "int",
              "corpus_seeds": "int", "peer_seeded": "int", "corpora": "list",
              "scale_presets": "list", "scale_steps": "int", "peers": "list",
-             "plain_grid": "list", "search_knobs": "list"}
+             "plain_grid": "list", "search_knobs": "list", "muon_labels": "list"}
 
 
 def _settings(obj: dict, where: str, base: dict | None = None) -> Settings:
@@ -164,8 +172,35 @@ def _items(data: dict, key: str, where: str, build) -> tuple:
 
 def _lean(obj: dict, where: str) -> LeanLevel:
     check_keys(obj, where, {"label": "str", "base": "str", "optimizer_args": "dict",
-                            "weights": "str"})
+                            "weights": "str"}, {"tune_plain": "bool"})
     return LeanLevel(**obj)
+
+
+def _muon_item(obj: dict, where: str) -> Entry | LeanLevel:
+    """A lean level (it has a ``base``) or an entry tuned on both lrs."""
+    return _lean(obj, where) if isinstance(obj, dict) and "base" in obj else _entry(obj, where)
+
+
+def _label(item: Entry | LeanLevel) -> str:
+    return item.label if isinstance(item, LeanLevel) else item.contender.label
+
+
+def _check_muon(muon: tuple, settings: tuple[Settings, ...], where: str) -> None:
+    """Unique labels, each level's base an earlier item, ``muon_labels`` among them."""
+    seen: list[str] = []
+    for item in muon:
+        if _label(item) in seen or (isinstance(item, LeanLevel) and item.base not in seen):
+            raise SuiteFileError(f"{where}: muon: {_label(item)!r} repeats a label or its base "
+                                 f"is not an earlier item of {seen}")
+        seen.append(_label(item))
+    bases = {item.label: item.base for item in muon if isinstance(item, LeanLevel)}
+    for s in settings:
+        unknown = [label for label in s.muon_labels if label not in seen]
+        orphans = [label for label in s.muon_labels
+                   if label in bases and bases[label] not in s.muon_labels]
+        if unknown or orphans:
+            raise SuiteFileError(f"{where}: muon_labels: unknown item(s) {unknown}, or "
+                                 f"levels without their base {orphans}")
 
 
 def _variant(obj: dict, where: str) -> Variant:
@@ -181,7 +216,7 @@ def load_plan(folder: Path = SUITES_DIR, name: str = "standard") -> Plan:
     check_keys(data, where, {"description": "str", "stages": "list", "settings": "dict",
                              "smoke": "dict", "tuning": "dict", "headline": "list",
                              "ingredients": "list", "peer_grid_factors": "list",
-                             "lean": "list", "search": "list"})
+                             "lean": "list", "search": "list", "muon": "list"})
     check_keys(data["tuning"], f"{where}: tuning", {"grid_step": "number", "plain_step": "number",
                                                     "max_extensions": "int",
                                                     "confirm_extensions": "int"})
@@ -192,11 +227,13 @@ def load_plan(folder: Path = SUITES_DIR, name: str = "standard") -> Plan:
     if "adamw" not in labels or any(level.base not in labels for level in lean):
         raise SuiteFileError(f"{where}: headline needs 'adamw', and every lean base one of "
                              f"its labels {sorted(labels)}")
-    return Plan(tuple(data["stages"]), settings,
-                _settings(data["smoke"], f"{where}: smoke", asdict(settings)),
-                dict(data["tuning"]), headline, _items(data, "ingredients", where, _entry),
+    smoke = _settings(data["smoke"], f"{where}: smoke", asdict(settings))
+    muon = _items(data, "muon", where, _muon_item)
+    _check_muon(muon, (settings, smoke), where)
+    return Plan(tuple(data["stages"]), settings, smoke, dict(data["tuning"]), headline,
+                _items(data, "ingredients", where, _entry),
                 numbers(data["peer_grid_factors"], f"{where}: peer_grid_factors"), lean,
-                _items(data, "search", where, _variant))
+                _items(data, "search", where, _variant), muon)
 
 
 PLAN = load_plan()

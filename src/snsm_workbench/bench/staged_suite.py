@@ -27,6 +27,9 @@ Stages (each resumable: a finished run is read back from ``<record>/runs``):
 * ``lean``: AdamW and AdamSNSM at their tuned settings with 8-bit states, with pure-bf16
   weights (the optimizers' default bf16 update, stochastic rounding; and rounded to nearest,
   to show why not), and both together, ``seeds`` seeds, against their fp32 headline runs.
+* ``muon``: the Muon family (ours ``muon``, NorMuon-like ``muon_sn``, subspace ``muon_sm`` at
+  two ranks, ``muon_snsm``) tuned like the headline, and its lean levels
+  (:mod:`snsm_workbench.bench.muon_stage`), beside ``torch.optim.Muon`` of ``peers``.
 
 After the stages, every configuration they trained gets a 1-step run whose optimizer state is
 the one the report shows (``state`` in the results): a configuration's state does not depend on
@@ -55,7 +58,7 @@ from snsm_workbench.train.tokens import prepare_tokens
 
 logger = logging.getLogger(__name__)
 
-TUNED_STAGES = ("peers", "decomposition")  # their values are Tuned records
+TUNED_STAGES = ("peers", "decomposition", "muon")  # their values are Tuned records
 # Keys of a cached run left out of results.json (kept in the run's own file).
 PER_STEP = ("train_steps", "step_time", "opt_step_times", "identity")
 
@@ -119,7 +122,7 @@ class StagedSuite:
                         None if plain == lr and not contender.peer else plain, seed),
                  contender, config) for lr, plain in points for seed in seeds]
 
-    def _scores(self, contender: Contender, steps: int, point_of, priority: int
+    def scores(self, contender: Contender, steps: int, point_of, priority: int
                 ) -> tuning.Score:
         def score(values):
             values = list(values)
@@ -136,7 +139,7 @@ class StagedSuite:
         tuned = Tuned(c.label)
         steps = self.plan.tuning
         tuned.grid, chosen = tuning.search(
-            entry.grid, self._scores(c, s.short_steps, lambda lr: (lr, plain_fixed), priority),
+            entry.grid, self.scores(c, s.short_steps, lambda lr: (lr, plain_fixed), priority),
             steps["grid_step"], steps["max_extensions"])
         lr, tuned.grid_edge, plain = chosen.value, chosen.edge, plain_fixed
         if entry.two_group and plain_fixed is None:
@@ -145,12 +148,12 @@ class StagedSuite:
             def point(p):  # "the same as the matrices" is the unset plain lr
                 return lr, None if p == lr and entry.plain_follows_lr else p
             tuned.plain_grid, chosen_plain = tuning.search(
-                values, self._scores(c, s.short_steps, point, priority), steps["plain_step"],
+                values, self.scores(c, s.short_steps, point, priority), steps["plain_step"],
                 steps["max_extensions"])
             plain, tuned.plain_edge = chosen_plain.value, chosen_plain.edge
         tuned.confirm, chosen = tuning.search(
             tuning.neighbours(tuned.grid, lr),
-            self._scores(c, s.full_steps, lambda x: (x, plain), priority),
+            self.scores(c, s.full_steps, lambda x: (x, plain), priority),
             steps["grid_step"], steps["confirm_extensions"])
         tuned.lr, tuned.confirm_edge = chosen.value, chosen.edge
         tuned.plain_lr = None if plain == tuned.lr and entry.plain_follows_lr else plain
@@ -165,7 +168,7 @@ class StagedSuite:
                          priority)
 
     @contextlib.contextmanager
-    def _threads(self, count: int):
+    def threads(self, count: int):
         """Threads for concurrent stages or contenders; an interrupt (Ctrl-C, SIGTERM) in the
         waiting thread aborts the run pool first, so the threads end instead of the suite."""
         with ThreadPoolExecutor(max(1, count)) as threads:
@@ -176,35 +179,35 @@ class StagedSuite:
                 raise
 
     def _tune_all(self, entries, plain_fixed=None, seeds=1, priority=0) -> dict[str, Tuned]:
-        with self._threads(len(entries)) as threads:
+        with self.threads(len(entries)) as threads:
             tuned = list(threads.map(lambda e: self.tune(e, plain_fixed, seeds, priority),
                                      entries))
         return {t.label: t for t in tuned}
 
     # -- the stages (priority: their order in the plan) ---------------------------------------
-    def _priority(self, stage: str) -> int:
+    def priority_of(self, stage: str) -> int:
         return self.plan.stages.index(stage)
 
     def headline(self) -> dict[str, Tuned]:
         return self._tune_all(self.plan.headline, seeds=self.settings.seeds,
-                              priority=self._priority("headline"))
+                              priority=self.priority_of("headline"))
 
     def decomposition(self, adamw: Tuned) -> dict[str, Tuned]:
         """Every plain group at AdamW's tuned plain-group lr; the matrices' lr tuned."""
         plain = adamw.plain_lr if adamw.plain_lr is not None else adamw.lr
         entries = [e for e in self.plan.headline if e.contender.label != "adamw"] + list(self.plan.ingredients)
         tuned = self._tune_all(entries, plain_fixed=plain, seeds=self.settings.seeds,
-                               priority=self._priority("decomposition"))
+                               priority=self.priority_of("decomposition"))
         return {"adamw": adamw, **tuned}
 
     def peers(self) -> dict[str, Tuned]:
         s = self.settings
         entries = {name: self.plan.peer_entry(name) for name in s.peers}
-        tuned = self._tune_all(list(entries.values()), priority=self._priority("peers"))
+        tuned = self._tune_all(list(entries.values()), priority=self.priority_of("peers"))
         best = sorted(tuned.values(), key=lambda t: final_loss(t.runs[0]))[:s.peer_seeded]
         for t in best:
             t.runs = self.seeded(entries[t.label].contender, t.lr, t.plain_lr, s.seeds,
-                                 priority=self._priority("peers"))
+                                 priority=self.priority_of("peers"))
         return tuned
 
     def _headline_everywhere(self, headline: dict[str, Tuned], places, seeds: int,
@@ -217,7 +220,7 @@ class StagedSuite:
             place, contender, tuned = job
             return self.seeded(contender, tuned.lr, tuned.plain_lr, seeds, steps=steps,
                                priority=priority, **{where: place})
-        with self._threads(len(jobs)) as threads:
+        with self.threads(len(jobs)) as threads:
             results = list(threads.map(run, jobs))
         out: dict[str, dict[str, list[dict]]] = {}
         for (place, contender, _), runs in zip(jobs, results):
@@ -239,26 +242,30 @@ class StagedSuite:
             contender = replace(default, label=variant.label, grid=(), optimizer_args={
                 **default.optimizer_args, **variant.optimizer_args})
             plain = None if variant.plain_same else base.plain_lr
-            runs = self.seeded(contender, base.lr, plain, 1, priority=self._priority("search"))
+            runs = self.seeded(contender, base.lr, plain, 1, priority=self.priority_of("search"))
             if final_loss(runs[0]) <= threshold:
                 runs = self.seeded(contender, base.lr, plain, s.seeds,
-                                   priority=self._priority("search"))
+                                   priority=self.priority_of("search"))
             return {"knob": variant.knob, "value": variant.value,
                     "optimizer_args": contender.optimizer_args, "lr": base.lr,
                     "plain_lr": plain, "runs": runs}
-        with self._threads(len(variants)) as threads:
+        with self.threads(len(variants)) as threads:
             found = list(threads.map(run, variants))
         return {v.label: result for v, result in zip(variants, found)}
+
+    def muon(self) -> dict[str, Tuned]:
+        from snsm_workbench.bench.muon_stage import muon_stage
+        return muon_stage(self)
 
     def corpora(self, headline: dict[str, Tuned]) -> dict[str, dict[str, list[dict]]]:
         s = self.settings
         return self._headline_everywhere(headline, s.corpora, s.corpus_seeds, None,
-                                         self._priority("corpora"), "corpus")
+                                         self.priority_of("corpora"), "corpus")
 
     def scale(self, headline: dict[str, Tuned]) -> dict[str, dict[str, list[dict]]]:
         s = self.settings
         return self._headline_everywhere(headline, s.scale_presets, 1, s.scale_steps,
-                                         self._priority("scale"), "preset")
+                                         self.priority_of("scale"), "preset")
 
     def lean(self, headline: dict[str, Tuned]) -> dict[str, list[dict]]:
         """Each lean level at its headline contender's tuned lrs (no retuning)."""
@@ -270,8 +277,8 @@ class StagedSuite:
                                 optimizer_args={**c.optimizer_args, **level.optimizer_args})
             tuned = headline[level.base]
             return self.seeded(contender, tuned.lr, tuned.plain_lr, self.settings.seeds,
-                               priority=self._priority("lean"))
-        with self._threads(len(self.plan.lean)) as threads:
+                               priority=self.priority_of("lean"))
+        with self.threads(len(self.plan.lean)) as threads:
             runs = list(threads.map(run, self.plan.lean))
         return {level.label: level_runs for level, level_runs in zip(self.plan.lean, runs)}
 
@@ -294,8 +301,9 @@ class StagedSuite:
         if self.pool.train:
             self._prepare_tokens(stages)
         try:
-            with self._threads(len(self.plan.stages)) as threads:
-                futures = {"peers": threads.submit(self.peers)} if "peers" in stages else {}
+            with self.threads(len(self.plan.stages)) as threads:
+                futures = {stage: threads.submit(getattr(self, stage))
+                           for stage in ("peers", "muon") if stage in stages}
                 try:
                     headline = self.headline()
                 except MissingRuns as exc:

@@ -53,8 +53,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                             "(0: one at a time in this process)")
     bench.add_argument("--cached-only", action="store_true",
                        help="train nothing: rebuild the report of the record in --out (standard "
-                            "suite: from its runs, the stages whose runs are all there; the "
-                            "others are listed as incomplete; other suites: from results.json)")
+                            "suite: from its runs, the stages its results.json lists (or "
+                            "--stages) whose runs are all there; the others are listed as "
+                            "incomplete; other suites: from results.json)")
     bench.add_argument("--smoke", action="store_true",
                        help="the suite's code path in seconds on the CPU, on a generated "
                             "corpus (for tests)")
@@ -83,6 +84,8 @@ def run_standard(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/bench/{time.strftime('%Y-%m-%d')}-standard")
     work = Path(args.work or out.parent / f"work-{out.name}")
     stages = tuple(s.strip() for s in args.stages.split(",")) if args.stages else PLAN.stages
+    if args.cached_only and not args.stages and (out / "results.json").is_file():
+        stages = _record_stages(out / "results.json", stages)  # the record's own report
     PLAN.check_stages(stages)  # before any folder is made
     check_record_suite(out, "standard")
     _check_settings(args, out, work)
@@ -99,6 +102,17 @@ def run_standard(args: argparse.Namespace) -> int:
     write_report(results, out)
     print(f"record: {out} (report.md, results.json, runs/)")
     return 0
+
+
+def _record_stages(results: Path, default: tuple[str, ...]) -> tuple[str, ...]:
+    """The stages a standard record was run with (its report rebuilds as it was)."""
+    import json
+
+    try:
+        stages = json.loads(results.read_text()).get("stages")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return default
+    return tuple(stages) if isinstance(stages, list) and stages else default
 
 
 def rebuild_report(args: argparse.Namespace) -> int:

@@ -16,15 +16,19 @@ from snsm_workbench.bench.stage_plan import PLAN, Settings
 from snsm_workbench.bench.staged_report import _decomposition_section
 from snsm_workbench.bench.staged_suite import StagedSuite
 
-STAGES = PLAN.stages
+from snsm.optim.registry import OPTIMIZERS
 from snsm_workbench.cli import main
+
+STAGES = tuple(stage for stage in PLAN.stages if stage != "muon")  # muon: its own test
+MUON_FAMILY = ("muon", "muon_sn", "muon_sm", "muon_snsm")
 
 
 @pytest.fixture(scope="module")
 def smoke_record(tmp_path_factory):
     root = tmp_path_factory.mktemp("standard")
     args = ["bench", "--suite", "standard", "--smoke", "--out", str(root / "record"),
-            "--work", str(root / "work"), "--cache-dir", str(root / "cache")]
+            "--work", str(root / "work"), "--cache-dir", str(root / "cache"),
+            "--stages", ",".join(STAGES)]
     assert main(args) == 0
     return root, args
 
@@ -181,7 +185,7 @@ def test_sigterm_stops_the_suite_and_its_workers(tmp_path):
     out = tmp_path / "record"
     command = [sys.executable, "-m", "snsm_workbench", "bench", "--suite", "standard", "--smoke",
                "--out", str(out), "--work", str(tmp_path / "work"),
-               "--cache-dir", str(tmp_path / "cache")]
+               "--cache-dir", str(tmp_path / "cache"), "--stages", ",".join(STAGES)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     runs = out / "runs"
@@ -202,6 +206,36 @@ def test_sigterm_stops_the_suite_and_its_workers(tmp_path):
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in workers)
+
+
+@pytest.mark.skipif(not set(MUON_FAMILY) <= set(OPTIMIZERS), reason="optimizer not registered")
+def test_the_muon_stage_tunes_ours_fairly_and_runs_its_lean_levels(tmp_path):
+    """Issue 23's stage in seconds: ours ``muon`` (labelled apart from torch's peer) through the
+    whole protocol, a lean level at its base's lrs, one that retunes its plain group, and the
+    1-step state of each."""
+    record = tmp_path / "record"
+    assert main(["bench", "--suite", "standard", "--smoke", "--stages", "headline,muon",
+                 "--out", str(record), "--work", str(tmp_path / "work"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    results = json.loads((record / "results.json").read_text())
+    muon, seeds = results["muon"], results["settings"]["seeds"]
+    assert list(muon) == list(PLAN.smoke.muon_labels) and "muon" not in muon
+    for label in ("snsm_muon", "muon_sm_r32"):  # entries: the headline's protocol
+        tuned = muon[label]
+        assert len(tuned["grid"]) >= 5 and tuned["plain_grid"] and tuned["lr"] in {
+            float(k) for k in tuned["confirm"]}, label
+        assert len(tuned["runs"]) == seeds
+        assert all(run["key"]["label"] == label for run in tuned["runs"])
+    retuned = muon["muon_sm_r32_8bit_aux_sn8"]  # a lean aux group: its plain lr searched again
+    assert retuned["lr"] == muon["muon_sm_r32"]["lr"] and retuned["plain_grid"]
+    bf16 = muon["muon_sm_r32_8bit_aux_sn8_pure_bf16"]  # a level of a level: its lrs
+    assert (bf16["lr"], bf16["plain_lr"]) == (retuned["lr"], retuned["plain_lr"])
+    assert bf16["grid"] == {} and len(bf16["runs"]) == seeds
+    assert set(muon) <= set(results["state"]) and all(results["state"][k] > 0 for k in muon)
+    assert results["state"]["muon_sm_r32_8bit_aux_sn8"] < results["state"]["muon_sm_r32"]
+    saved = json.loads(next((record / "runs").rglob("snsm_muon/*/*/seed0.json")).read_text())
+    assert saved["identity"]["contender"]["optimizer"] == "muon"
+    assert saved["identity"]["config"]["optimizer_args"]["shape_scale"] == "match_rms_adamw"
 
 
 def _children(pid: int) -> list[int]:

@@ -15,6 +15,7 @@ def test_every_suite_has_a_file_and_loads():
     assert set(SUITES) == set(suite_names()) - {"standard"}
     assert PLAN.stages[0] == "headline" and PLAN.settings.full_steps == 1000
     assert {level.base for level in PLAN.lean} <= {e.contender.label for e in PLAN.headline}
+    assert PLAN.stages[-1] == "muon" and PLAN.settings.muon_labels[0] == "snsm_muon"
     assert SUITES["quick"].lr_from == {"adamw_snsm_plain_at_adamw_lr": "adamw_snsm",
                                        "adamw_snsm_all_matrices": "adamw_snsm"}
 
@@ -52,11 +53,40 @@ def test_a_bad_short_suite_file_names_the_file_and_key(tmp_path, edit, message):
     (lambda d: d["lean"][0].update(base="ghost"), r"standard.json: .*lean base"),
     (lambda d: d["search"][0].update(knob=3), r"standard.json: search\[0\].knob: expected str"),
     (lambda d: d["smoke"].update(peers=["nope"]), r"standard.json: smoke.peers: unknown peer"),
+    (lambda d: d["muon"][3].update(base="muon_snsm_r32"),
+     r"standard.json: muon: 'snsm_muon_8bit' .* not an earlier item"),
+    (lambda d: d["smoke"].update(muon_labels=["muon_sm_r32_8bit"]),
+     r"standard.json: muon_labels: .*levels without their base \['muon_sm_r32_8bit'\]"),
+    (lambda d: d["settings"].update(muon_labels=["ghost"]),
+     r"standard.json: muon_labels: unknown item\(s\) \['ghost'\]"),
 ])
 def test_a_bad_standard_file_names_the_file_and_key(tmp_path, edit, message):
     folder = _edited(tmp_path, "standard", edit)
     with pytest.raises(SuiteFileError, match=message):
         load_plan(folder)
+
+
+def test_the_muon_stage_is_ordered_resumable_and_apart_from_the_peer():
+    """Issue 23: ours first (labelled apart from torch.optim.Muon, the peer ``muon``, so no
+    cached run of one is read for the other), every entry on the hidden route in the peer's
+    lr units, every lean level after its base."""
+    from snsm_workbench.bench.stage_plan import Entry, LeanLevel
+
+    labels = [i.label if isinstance(i, LeanLevel) else i.contender.label for i in PLAN.muon]
+    assert labels[:3] == ["snsm_muon", "muon_sn", "muon_sm_r32"] and "muon" not in labels
+    assert list(PLAN.settings.muon_labels) == labels
+    entries = [i for i in PLAN.muon if isinstance(i, Entry)]
+    assert {e.contender.optimizer for e in entries} == {"muon", "muon_sn", "muon_sm",
+                                                        "muon_snsm"}
+    assert all(e.contender.route == "hidden" and e.two_group and len(e.grid) >= 5 and
+               e.contender.optimizer_args["shape_scale"] == "match_rms_adamw" for e in entries)
+    assert sorted(e.contender.optimizer_args.get("rank") for e in entries
+                  if e.contender.optimizer == "muon_sm") == [32, 64]
+    for item in PLAN.muon:
+        if isinstance(item, LeanLevel):
+            assert labels.index(item.base) < labels.index(item.label)
+            assert item.tune_plain == ("aux" in item.optimizer_args
+                                       and item.optimizer_args["aux"] == "sn_8bit")
 
 
 def test_a_missing_or_broken_file_is_one_clear_error(tmp_path):
