@@ -1,13 +1,19 @@
 """The numbers of the staged suite's report, from its results: comparisons against a baseline.
 
-Definitions (over seeds, 95% bootstrap intervals from :mod:`snsm_workbench.bench.statistics`):
+Definitions (over seeds, 95% t intervals from :mod:`snsm_workbench.bench.statistics`):
 
-* loss: mean ± sd of the final validation losses; ``Δ loss`` = mean - AdamW's mean;
-* steps: the interpolated step at which the mean curve over seeds first reaches AdamW's mean
-  final loss, as a fraction of the horizon (AdamW's budget); "not reached" if it never does;
-* "better" needs the whole interval of the steps fraction below 1 (or of Δ loss below 0);
+* loss: mean ± sd of the final validation losses; ``Δ loss`` = mean - AdamW's mean, with its
+  paired interval when both ran the same seeds (same seed, same data order), else Welch's
+  (a one-seed row against 3-seed AdamW: the single-case form, AdamW's variance borrowed);
+* steps: per seed pair, the interpolated step at which the row's seed first reaches the final
+  loss of AdamW's run with the same seed, as a fraction of the horizon (AdamW's budget);
+  the estimate is the geometric mean over seeds and its interval the paired t interval of the
+  log fractions (``exp`` of it); "not reached" if some seed never does;
+* verdict (:func:`verdict`): "clearly" fewer steps / lower / higher loss only when the
+  interval excludes 1 / 0 (the test clears the 95% bar); otherwise a "lead" (lower loss
+  inside the noise) or "level";
 * memory at equal quality: the smallest optimizer state among a method's seeded
-  configurations whose mean final loss is at most the upper end of AdamW's interval;
+  configurations not clearly worse than AdamW (Δ loss interval not wholly above 0);
 * state: each configuration's 1-step measurement (``state`` in the results) where there is
   one, else the size its runs recorded.
 """
@@ -19,7 +25,9 @@ import statistics
 from dataclasses import replace
 
 from snsm_workbench.bench.run_pool import final_loss
-from snsm_workbench.bench.statistics import bootstrap_interval, mean_curve, mean_sd, steps_to_target
+from snsm_workbench.bench.statistics import (difference_interval, log_ratio_interval,
+                                             mean_curve, mean_sd,
+                                             steps_to_target)
 
 BASELINE = "adamw"
 
@@ -61,37 +69,55 @@ def steps_fraction(runs: list[dict], baseline: list[dict], horizon: int) -> floa
     return math.inf if steps is None else steps / horizon
 
 
-def _delta(runs: list[dict], baseline: list[dict]) -> float:
-    return statistics.fmean(finals(runs)) - statistics.fmean(finals(baseline))
+def finals_by_seed(runs: list[dict]) -> dict[int, float]:
+    """{seed: final loss} (a run without a recorded seed keys by its position)."""
+    return {r.get("key", {}).get("seed", i): final_loss(r) for i, r in enumerate(runs)}
+
+
+def seed_steps_fractions(runs: list[dict], baseline: list[dict], horizon: int) -> list[float]:
+    """Per seed that both ran: the step at which ``runs``' seed first reaches the final loss of
+    the baseline's same seed, / horizon (inf: never reached)."""
+    base = {r.get("key", {}).get("seed", i): r for i, r in enumerate(baseline)}
+    fractions = []
+    for i, run in enumerate(runs):
+        seed = run.get("key", {}).get("seed", i)
+        if seed in base:
+            steps = steps_to_target(run["steps"], run["val_loss"], final_loss(base[seed]))
+            fractions.append(math.inf if steps is None else steps / horizon)
+    return fractions
 
 
 def compare(runs: list[dict], baseline: list[dict], horizon: int) -> dict:
-    """Loss, Δ loss and steps fraction against ``baseline``, each with its interval."""
+    """Loss, Δ loss and steps fraction against ``baseline``, each with its test (an
+    :class:`~snsm_workbench.bench.statistics.Interval`) and its bounds."""
     losses = finals(runs)
     if not all(math.isfinite(f) for f in losses):
         return {"loss": None, "sd": None, "seeds": len(runs), "failed": True}
     mean, sd = mean_sd(losses)
-    pair = [runs, baseline]
-    fraction = steps_fraction(runs, baseline, horizon)
+    delta = difference_interval(finals_by_seed(runs), finals_by_seed(baseline))
+    fractions = seed_steps_fractions(runs, baseline, horizon)
+    steps = log_ratio_interval(fractions) if fractions else None
     return {"loss": mean, "sd": sd, "seeds": len(runs), "failed": False,
-            "delta": _delta(runs, baseline),
-            "delta_ci": bootstrap_interval(pair, _delta),
-            "steps": fraction,
-            "steps_ci": bootstrap_interval(pair, lambda r, b: steps_fraction(r, b, horizon)),
+            "delta": delta.estimate, "delta_ci": delta.bounds, "delta_test": delta,
+            "steps": None if steps is None else steps.estimate,
+            "steps_ci": None if steps is None else steps.bounds, "steps_test": steps,
+            "unreached": sum(math.isinf(f) for f in fractions),
             "state_bytes": runs[0]["state_bytes"]}
 
 
 def verdict(row: dict) -> str:
-    """The row against the baseline, from its intervals alone (no threshold)."""
+    """The row against the baseline, from its tests alone: "clearly ..." only when the 95%
+    interval excludes 1 (steps) or 0 (Δ loss); else "lead" (lower loss inside the noise) or
+    "level"."""
     if row["failed"]:
         return "diverged"
-    if row["steps_ci"][1] < 1:
-        return "fewer steps"
+    if row["steps_ci"] is not None and row["steps_ci"][1] < 1:
+        return "clearly fewer steps"
     if row["delta_ci"][1] < 0:
-        return "lower loss"
+        return "clearly lower loss"
     if row["delta_ci"][0] > 0:
-        return "higher loss"
-    return "not distinguishable"
+        return "clearly higher loss"
+    return "lead, not clear" if row["delta"] < 0 else "level"
 
 
 def lr_text(tuned: dict) -> str:
@@ -115,16 +141,15 @@ def comparison_rows(tuned: dict[str, dict], baseline: list[dict], horizon: int,
     return rows
 
 
-def memory_at_equal_quality(rows: list[dict], baseline: list[dict]) -> dict:
-    """The smallest state among seeded rows (2+ seeds) within AdamW's loss interval."""
-    losses = finals(baseline)
-    upper = bootstrap_interval([losses], statistics.fmean)[1]
-    reaching = [r for r in rows if not r["failed"] and r["seeds"] > 1 and r["loss"] <= upper
+def memory_at_equal_quality(rows: list[dict]) -> dict:
+    """The smallest state among seeded rows (2+ seeds) not clearly worse than AdamW: the lower
+    end of their Δ loss interval at most 0 (equal quality here means no evidence of a loss)."""
+    reaching = [r for r in rows if not r["failed"] and r["seeds"] > 1 and r["delta_ci"][0] <= 0
                 and r.get("state_pct") is not None]
     best = min(reaching, key=lambda r: r["state_bytes"], default=None)
     ours = [r for r in reaching if r["optimizer"].startswith("adamw_snsm")]
     best_ours = min(ours, key=lambda r: r["state_bytes"], default=None)
-    return {"adamw_upper": upper, "reaching": [r["optimizer"] for r in reaching],
+    return {"reaching": [r["optimizer"] for r in reaching],
             "smallest": None if best is None else (best["optimizer"], best["state_pct"]),
             "smallest_snsm": None if best_ours is None
             else (best_ours["optimizer"], best_ours["state_pct"])}

@@ -3,7 +3,7 @@
 Everything is computed from the results dict (numbers: :mod:`snsm_workbench.bench.comparison`;
 figures: :mod:`snsm_workbench.bench.figures`), so ``snsm bench --suite standard --cached-only``
 on a finished record rebuilds the same report. The report states measurements and intervals;
-its only verdicts are the intervals' (:func:`~snsm_workbench.bench.comparison.verdict`).
+its only verdicts are the t tests' (:func:`~snsm_workbench.bench.comparison.verdict`).
 """
 
 from __future__ import annotations
@@ -41,11 +41,23 @@ def _fmt_loss(row: dict) -> str:
 
 
 def _fmt_steps(row: dict) -> str:
-    if row["failed"]:
+    """Geometric mean over seed pairs [t interval]; seeds that never reached are counted."""
+    test = None if row["failed"] else row["steps_test"]
+    if test is None:
         return "-"
-    point = "not reached" if math.isinf(row["steps"]) else f"{row['steps']:.2f}"
-    return f"{point} {_fmt_ci(row['steps_ci'], '.2f')}"
+    if math.isinf(test.estimate):
+        return f"not reached ({row['unreached']} of {row['seeds']} seeds)"
+    if test.design == "none":
+        return f"{test.estimate:.2f} (one seed)"
+    return f"{test.estimate:.2f} {_fmt_ci(test.bounds, '.2f')}"
 
+
+INTERVALS_NOTE = (
+    "Intervals: 95% Student t over seeds, paired by seed (each row ran AdamW's seeds with the "
+    "same data order; Δ loss: the mean of the per-seed differences; steps: the geometric mean "
+    "of the per-seed fractions, the interval of their logs). Verdicts: \"clearly\" fewer steps "
+    "/ lower / higher loss only when the interval excludes 1 / 0; otherwise \"lead, not "
+    "clear\" (lower loss inside the noise) or \"level\".")
 
 COMPARISON_COLUMNS = [
     ("optimizer", "optimizer"), ("lr (matrices / plain)", "lr"), ("seeds", "seeds"),
@@ -95,10 +107,9 @@ def write_report(results: dict, out: str | Path) -> Path:
             + "\n")
         return path
     results, restated = with_measured_state(results)
-    baseline = results["headline"][BASELINE]["runs"]
     lines, rows = _headline_part(results, restated, out)
     lines += _stages_part(results, out, rows)
-    lines += _memory_section(memory_at_equal_quality(rows, baseline))
+    lines += _memory_section(memory_at_equal_quality(rows))
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -115,8 +126,7 @@ def _headline_part(results: dict, restated: dict, out: Path) -> tuple[list[str],
              f"vocabulary {settings['vocab_size']}", "",
              "Tuning: every contender's lr grid at a third of the horizon, the best point "
              "and its neighbours at the full horizon; two-group contenders (ours, AdamW "
-             "included) also tune the plain-group lr. Intervals: 95% bootstrap over seeds.",
-             ""]
+             "included) also tune the plain-group lr.", "", INTERVALS_NOTE, ""]
     if incomplete:
         lines += ["Stages not finished yet (their runs are not all in `runs/`; the suite resumes "
                   "them): " + ", ".join(f"{stage} ({why})" for stage, why in incomplete.items()),
@@ -126,8 +136,10 @@ def _headline_part(results: dict, restated: dict, out: Path) -> tuple[list[str],
     rows = comparison_rows(tuned_all, baseline, horizon, adamw_state)
     lines += [markdown_table(rows, COMPARISON_COLUMNS), ""]
     if any(r["seeds"] < 2 for r in rows):
-        lines += ["A row with one seed (a peer outside the best three) has intervals that "
-                  "resample AdamW's seeds only.", ""]
+        lines += ["A row with one seed (a peer outside the best three) is not paired: its "
+                  "Δ loss interval is the single-case t test against AdamW's seeds (its "
+                  "variance taken equal to AdamW's: AdamW's sd × √(1 + 1/n), n - 1 df), and "
+                  "its steps fraction (seed 0) has no interval.", ""]
     sensitivity_figure(tuned_all, out / "sensitivity.png")
     lines += ["![lr sensitivity](sensitivity.png)", "", "## Tuning (every point)", "",
               markdown_table(tuning_rows(tuned_all), TUNING_COLUMNS), ""]
@@ -246,15 +258,16 @@ def _search_section(search: dict, default: list[dict], horizon: int,
             f"One knob at a time from the headline AdamSNSM ({mean:.4f} ± {sd:.4f}, "
             f"seed 0 {default_finals[0]:.4f}), at its tuned lrs and the full horizon; a variant whose "
             "seed-0 loss is within the default's seed sd gets every seed. The lrs are not "
-            "re-tuned per variant. \"Fewer steps\" / \"lower loss\" are against the default; "
-            "only those would change a default.", "",
+            "re-tuned per variant. \"Clearly fewer steps\" / \"clearly lower loss\" are against "
+            "the default (paired by seed); only those would change a default.", "",
             markdown_table(rows, columns), ""]
 
 
 def _memory_section(memory: dict) -> list[str]:
     lines = ["## Memory at equal quality", "",
-             f"Seeded configurations whose mean final loss is at most {memory['adamw_upper']:.4f} "
-             f"(the upper end of AdamW's interval): {', '.join(memory['reaching']) or 'none'}.", ""]
+             "Seeded configurations not clearly worse than AdamW (the lower end of their Δ loss "
+             "interval at most 0: no evidence of a loss, which is not proof of none): "
+             f"{', '.join(memory['reaching']) or 'none'}.", ""]
     for key, what in (("smallest", "Smallest state among them"),
                       ("smallest_snsm", "Smallest AdamSNSM configuration among them")):
         value = memory[key]
@@ -267,8 +280,8 @@ def _corpora_section(corpora: dict, horizon: int) -> list[str]:
     lines = ["## Other corpora", "", "The headline's Shakespeare-tuned settings, unchanged.", ""]
     seeds = min(len(runs) for by_label in corpora.values() for runs in by_label.values())
     if seeds < 3:
-        lines += [f"{seeds} seed(s) a row: a bootstrap over so few seeds understates the spread, "
-                  "so a verdict here is a lead to check with more seeds, not a finding.", ""]
+        lines += [f"{seeds} seed(s) a row: a t interval over so few seeds is wide; a lead here "
+                  "is one to check with more seeds, not a finding.", ""]
     for corpus, by_label in corpora.items():
         baseline = by_label[BASELINE]
         rows = [{"optimizer": label, "lr": "-", **compare(runs, baseline, horizon),
@@ -298,7 +311,7 @@ def _lean_section(lean: dict[str, list[dict]], headline: dict, horizon: int,
                ("Δ loss [95% CI]", lambda r: "-" if r["failed"]
                 else f"{r['delta']:+.4f} {_fmt_ci(r['delta_ci'], '+.4f')}"),
                ("gap to fp32", lambda r: "-" if r["gap_pct"] is None else f"{r['gap_pct']:+.2f}%"),
-               ("state % of AdamW", lambda r: f"{r['state_pct']:.1f}")]
+               ("state % of AdamW", lambda r: f"{r['state_pct']:.1f}"), ("verdict", verdict)]
     return ["## Lean levels", "", "Each at its fp32 row's tuned lrs; pure-bf16 weights use the "
             "optimizers' default bf16 update (stochastic rounding) unless the row says "
             "nearest.", "",
