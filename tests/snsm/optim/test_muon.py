@@ -280,3 +280,15 @@ def test_registry_specs():
         spec = snsm.get_spec(name)
         assert spec.route == "hidden" and spec.harness_lr == 5e-3 and spec.paper_lr is None
     assert snsm.get_spec("muon_sm").takes_rank and not snsm.get_spec("muon").takes_rank
+
+
+def test_hugging_face_helper_routes_by_the_spec():
+    from snsm.integrations.hf import optimizer_cls_and_kwargs
+
+    model = _Model()
+    cls, kwargs = optimizer_cls_and_kwargs(model, "muon_sm", plain={"lr": 1e-2}, lr=5e-3, rank=4)
+    optimizer = cls(**kwargs)
+    assert cls is snsm.MuonSM
+    matrix, aux = optimizer.param_groups
+    assert any(p is model.lm_head.weight for p in aux["params"])
+    assert (matrix["orthogonalize"], aux["orthogonalize"], aux["lr"]) == (True, False, 1e-2)
