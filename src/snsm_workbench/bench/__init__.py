@@ -10,16 +10,19 @@ Settings
 What runs
 * ``peers``         adapters (torch AdamW/Adafactor/Muon, GaLore, APOLLO, Fira, Adam-mini, ...)
 * ``contenders``    one optimizer setting (ours or a peer) -> the Trainer's optimizer factory
-* ``run_one``       one run on the training harness (reused when finished)
-* ``run_pool``      runs in worker processes, cached as small JSON files under ``<record>/runs``
+* ``run_one``       one run on the training harness, and the compact result saved of it
+* ``run_pool``      every suite's runs, in worker processes, cached under ``<record>/runs``
+* ``run_cache``     a cached run checked before use (damaged, misplaced, other settings)
+* ``records``       which suite a record folder holds (no suite writes over another's)
 * ``tuning``        the lr-tuning protocol (grid, edge extensions, plain group, confirm) and
                     ``tune_lr``, its first step alone for the short suites
 * ``finetune``      the Shakespeare-pretrained model continued on the KJV Bible
 * ``interleaved``   step times of all contenders, interleaved in one process
 
 Suites
-* ``short_suite``   a short suite: tune, run, time, summarize, write the record
+* ``short_suite``   a short suite on the run pool: tune, run, time, summarize, write the record
 * ``staged_suite``  the standard suite: its stages on the run pool, resumable
+* ``muon_stage``    the standard suite's Muon-family stage (issue 23)
 * ``demo``          ``snsm demo``: AdamW, AdamSN and AdamSNSM on the tiny model
 
 Numbers and reports

@@ -8,7 +8,7 @@ optional ``finetune`` ({``pretrain_steps``, ``corpus``}), ``contenders`` (ours: 
 ``optimizer``, ``lr``, ``grid``, optional ``optimizer_args``, ``plain_lr``, ``route``,
 ``seeds``), optional ``lr_from`` ({ablation: the contender whose tuned lr it takes}) and
 ``peers`` ({``names``: adapters at their authors' lr and grid, ``seeds``: null for the
-suite's}). The ``standard`` suite has its own schema (:mod:`snsm_workbench.bench.settings`).
+suite's}). The ``standard`` suite has its own schema (:mod:`snsm_workbench.bench.stage_plan`).
 
 ``Suite.smoke()`` is any suite's code path in seconds on the CPU (tiny model, a few
 steps), for the tests.
