@@ -15,6 +15,11 @@ holds (FSDP2: shard 0's share, the largest; ``torch.chunk`` pieces on dim 0):
   two 8-bit moments (bitsandbytes: one fp32 absmax per 256 elements, tensors under
   4096 elements in fp32) of the projected gradient plus the bf16 basis for the
   block matrices, 8-bit Adam for the rest.
+* **update**: the transient of a pure-bf16 update (``bf16_update="stochastic"``, the
+  default: :mod:`snsm.rules.bf16`): the float32 copy it works on, 4 bytes per element of
+  the largest parameter (inside the backward pass: one parameter at a time) or of a
+  foreach piece of up to ``MASTER_PIECE`` elements, plus one chunk of rounding bits
+  (int32, ``ROUNDING_CHUNK`` elements). The update's other temporaries are not counted.
 * **activations** (an estimate, not a measurement): what the backward pass keeps
   per token, in the activation dtype a (2 bytes under bf16 autocast), for a LLaMA
   block of width h and MLP width f with fused (SDPA) attention: the two norm
@@ -43,12 +48,14 @@ from snsm.memory import estimate_state_bytes
 from snsm_workbench.measure.memory import GIB, rank_hparams
 from snsm_workbench.measure.models import PRESETS, ModelShape, llama_skeleton
 from snsm_workbench.measure.peers import FP32, bnb8_bytes
+from snsm.optim.foreach import MASTER_PIECE
 from snsm.optim.routing import hidden_matrices
 from snsm.optim.sharding import ShardSpec
 from snsm.projectors import SVDProjector
+from snsm.rules.bf16 import ROUNDING_CHUNK
 
 GALORE_8BIT = "galore_8bit"
-PARTS = ("weights", "gradients", "state", "activations", "total")
+PARTS = ("weights", "gradients", "state", "update", "activations", "total")
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,15 @@ def galore_8bit_state_bytes(model: nn.Module, rank: int, basis_dtype: torch.dtyp
     return total
 
 
+def update_bytes(numels: list[int], setup: Setup) -> int:
+    """The transient of one pure-bf16 update (module doc); 0 for other weight dtypes."""
+    if setup.weights != torch.bfloat16 or setup.optimizer == GALORE_8BIT:
+        return 0  # no bf16 rule of ours (GaLore's update is its own)
+    largest = max(numels)
+    master = largest if setup.in_backward else min(sum(numels), max(largest, MASTER_PIECE))
+    return FP32 * (master + ROUNDING_CHUNK)
+
+
 def activation_bytes(shape: ModelShape, tokens: int, checkpointing: bool,
                      dtype: torch.dtype = torch.bfloat16) -> int:
     """The activations the backward pass keeps for ``tokens`` tokens (module doc's estimate)."""
@@ -142,8 +158,10 @@ def total_row(model: nn.Module, shape: ModelShape, setup: Setup, rank: int, toke
                                      include_bases=include_bases, world_size=world_size,
                                      **rank_hparams(setup.optimizer, rank), **setup.hparams)
     activations = activation_bytes(shape, tokens, checkpointing)  # bf16 autocast or pure bf16
+    update = update_bytes(numels, setup)
     return {"setup": setup.name, "weights": weights, "gradients": gradients, "state": state,
-            "activations": activations, "total": weights + gradients + state + activations}
+            "update": update, "activations": activations,
+            "total": weights + gradients + state + update + activations}
 
 
 def total_rows(model_name: str, rank: int, micro_batch: int, seq_len: int | None,

@@ -50,7 +50,8 @@ def test_weights_gradients_and_state_equal_the_live_bytes(name):
     assert row["weights"] == weights
     assert row["gradients"] == pytest.approx(gradients, rel=0.01)
     assert row["state"] == state
-    assert row["total"] == sum(row[k] for k in ("weights", "gradients", "state", "activations"))
+    assert row["total"] == sum(row[k] for k in ("weights", "gradients", "state", "update",
+                                                "activations"))
 
 
 def test_galore_8bit_counts_the_measured_galore_layout_at_8_bits():
