@@ -154,3 +154,38 @@ def test_validated():
     for name in snsm.list_optimizers():
         options = snsm.get_optimizer_class(name).options
         assert "bf16_update" in options and "stochastic_rounding" not in options, name
+
+
+def test_every_path_rounds_a_tensor_of_several_chunks_alike():
+    """The bits of an element depend on its row-major position only (chunk c of
+    ROUNDING_CHUNK elements from its own seed): single-tensor, foreach and in-backward
+    updates of a parameter spanning chunk boundaries agree bit for bit, and so does a
+    non-contiguous parameter (a transposed view) with the same values."""
+    from snsm.rules.bf16 import ROUNDING_CHUNK
+
+    shape = (ROUNDING_CHUNK // 500 + 7, 1000)  # two chunks and part of a third
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(shape, generator=gen).bfloat16()
+    grads = [torch.randn(shape, generator=gen).bfloat16() for _ in range(2)]
+
+    def train(foreach: bool, in_backward: bool = False, transposed: bool = False):
+        data = start.t().contiguous().t() if transposed else start.clone()
+        param = nn.Parameter(data)
+        optimizer = snsm.AdamW([param], lr=1e-2, foreach=foreach)
+        if in_backward:
+            snsm.step_in_backward(nn.ParameterList([param]), optimizer)
+        for grad in grads:
+            if in_backward:
+                (param.float() * grad.float()).sum().backward()
+            else:
+                param.grad = grad.clone()
+            optimizer.step()
+            optimizer.zero_grad()
+        return param.detach()
+
+    single = train(False)
+    assert not torch.equal(single, start)
+    assert torch.equal(single, train(True))
+    assert torch.equal(single, train(False, in_backward=True))
+    transposed = train(False, transposed=True)
+    assert not transposed.is_contiguous() and torch.equal(single, transposed)
