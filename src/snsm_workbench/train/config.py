@@ -31,7 +31,7 @@ from snsm.optim.registry import get_spec, list_optimizers
 from snsm_workbench.train.corpora import TEXT_SUFFIXES
 from snsm_workbench.train.parallel import DEVICES
 from snsm.checks import check_choice, check_int, check_nonnegative
-from snsm_workbench.util.paths import check_writable_folder
+from snsm_workbench.util.paths import check_not_special, check_writable_folder
 
 PARALLEL_CHOICES = ("none", "ddp", "fsdp")
 DEVICE_CHOICES = DEVICES  # auto: cuda when torch sees a GPU, else cpu
@@ -265,6 +265,7 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     if suffix not in (".toml", ".json"):
         raise ValueError(f"config file {path}: unsupported extension {suffix!r}; "
                          f"expected .toml or .json")
+    check_not_special("config file", path)
     try:
         raw = path.read_bytes()
         if suffix == ".toml":
@@ -307,6 +308,7 @@ def _check_data_paths(config: TrainConfig) -> None:
         data = Path(config.data).expanduser()
         if not data.exists():
             raise FileNotFoundError(errno.ENOENT, f"data path {config.data} does not exist")
+        check_not_special("data path", data)
         if data.is_file() and data.suffix.lower() not in TEXT_SUFFIXES:
             raise ValueError(f"data path {config.data}: expected a .txt or .jsonl file or a "
                              f"folder, got a {data.suffix or 'suffix-less'} file")

