@@ -4,7 +4,10 @@ Everything in the report is computed from the results dict (``rows``, ``curves``
 ``tuning``, ``skipped``, ``contenders``, ``config``), so a report can be rebuilt
 from a committed ``results.json`` alone: ``write_report(load_results(path), folder)``
 (``snsm bench --suite NAME --cached-only --out FOLDER``). It states the measurements (the
-rows of :mod:`snsm_workbench.bench.summary`, against AdamW) and judges nothing.
+rows of :mod:`snsm_workbench.bench.summary`, against AdamW) and one test per row: the 95% t
+interval of its final loss minus AdamW's (:func:`against_adamw_rows`), Welch's from each row's
+mean, sd and seed count (the results keep no per-seed finals to pair by seed), the single-case
+form for a one-seed row; "clearly" lower / higher only when the interval excludes 0.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from snsm_workbench.bench.comparison import verdict
 from snsm_workbench.bench.figures import plot_pareto, plot_val_curves
+from snsm_workbench.bench.statistics import welch_from_summary
 from snsm_workbench.util.tables import markdown_table
 
 ROW_KEYS = ("optimizer", "lr", "final_val_loss", "final_val_ppl", "steps_to_adamw_final",
@@ -70,6 +75,67 @@ def format_table(rows: list[dict]) -> str:
     return markdown_table(rows, COLUMNS)
 
 
+def against_adamw_rows(rows: list[dict]) -> list[dict]:
+    """Per row but AdamW's: Δ final loss vs AdamW, its Welch (or single-case) t interval, p and
+    verdict; no test where neither side has two seeds."""
+    base = next((r for r in rows if r["optimizer"] == "adamw"), None)
+    if base is None or base["final_val_loss"] is None:
+        return []
+    out = []
+    for row in rows:
+        if row is base:
+            continue
+        if row["final_val_loss"] is None:
+            out.append({"optimizer": row["optimizer"], "seeds": row["seeds"],
+                        "failed": True, "test": None})
+            continue
+        test = None
+        if max(row["seeds"], base["seeds"]) > 1:
+            test = welch_from_summary(row["final_val_loss"], row.get("final_val_loss_std", 0.0),
+                                      row["seeds"], base["final_val_loss"],
+                                      base.get("final_val_loss_std", 0.0), base["seeds"])
+        out.append({"optimizer": row["optimizer"], "seeds": row["seeds"], "failed": False,
+                    "test": test, "delta": row["final_val_loss"] - base["final_val_loss"]})
+    return out
+
+
+def _against_verdict(row: dict) -> str:
+    if row["test"] is None:
+        return "diverged" if row["failed"] else "no test (one seed each)"
+    return verdict({"failed": False, "steps_ci": None, "delta": row["delta"],
+                    "delta_ci": row["test"].bounds})
+
+
+AGAINST_COLUMNS = [
+    ("optimizer", "optimizer"), ("seeds", "seeds"),
+    ("Δ final val loss vs AdamW [95% CI]", lambda r: "-" if r["failed"] else
+     f"{r['delta']:+.4f}" + ("" if r["test"] is None
+                            else f" [{r['test'].low:+.4f}, {r['test'].high:+.4f}]")),
+    ("test", lambda r: "-" if r["test"] is None
+     else {"welch": "Welch", "single": "single-case"}[r["test"].design]),
+    ("p", lambda r: "-" if r["test"] is None else f"{r['test'].p:.2g}"),
+    ("verdict", _against_verdict)]
+
+
+def _against_lines(rows: list[dict]) -> list[str]:
+    against = against_adamw_rows(rows)
+    if not against:
+        return []
+    title = ["## Against AdamW: final loss over seeds", ""]
+    if all(r["test"] is None for r in against):
+        return title + ["One seed each: no interval and no test; a difference in the table "
+                        "above is a single draw, a lead to check with more seeds at most.", ""]
+    return title + [
+            "95% Student t intervals of a row's mean final loss minus AdamW's: Welch's "
+            "(Welch–Satterthwaite df) from each side's mean, sd and seeds, since the results "
+            "keep no per-seed finals to pair by seed (pairing would narrow them); a one-seed "
+            "row against several AdamW seeds: the single-case test (its variance taken equal "
+            "to AdamW's). \"Clearly\" lower / higher only when the interval excludes 0; "
+            "otherwise \"lead, not clear\" (lower inside the noise) or \"level\". The steps "
+            "ratio above is of mean curves and has no interval.", "",
+            markdown_table(against, AGAINST_COLUMNS), ""]
+
+
 def _tuning_lines(tuning: dict) -> list[str]:
     if not tuning:
         return ["No tuning: every contender ran at its recommended lr."]
@@ -110,6 +176,7 @@ def render_markdown(results: dict) -> str:
               "Step s: median training step (forward, backward, clip, optimizer); opt step ms: "
               "median `optimizer.step()` alone. " + _timing_note(rows), "",
               "![validation loss](val_loss.png)", "", "![pareto](pareto.png)", ""]
+    lines += _against_lines(rows)
     lines += ["## Learning rates", "", *_tuning_lines(results.get("tuning", {})), ""]
     if results.get("contenders"):
         contenders = [{"optimizer": label, **info} for label, info in

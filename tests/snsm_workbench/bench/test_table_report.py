@@ -36,3 +36,29 @@ def test_report_rejects_rows_without_the_required_keys(tmp_path):
     with pytest.raises(ValueError, match="non-empty list 'rows'"):
         write_report({"rows": []}, tmp_path)
     assert set(ROW_KEYS) <= set(json.loads(FAKE.read_text())["rows"][0])
+
+
+def test_each_row_is_tested_against_adamw_and_clearly_only_past_the_bar():
+    """Welch from mean, sd and seeds; one seed against AdamW's three: the single-case test."""
+    from snsm_workbench.bench.table_report import against_adamw_rows
+    from snsm_workbench.bench.statistics import welch_from_summary
+
+    rows = load_results(FAKE)["rows"]
+    by_label = {r["optimizer"]: r for r in against_adamw_rows(rows)}
+    assert "adamw" not in by_label and by_label["lion"]["test"] is None  # diverged
+    snsm = by_label["adamw_snsm"]["test"]
+    assert snsm.design == "welch" and snsm.bounds == welch_from_summary(4.7, 0.03, 3,
+                                                                        5.0, 0.02, 3).bounds
+    assert by_label["galore"]["test"].design == "single"
+    text = render_markdown(load_results(FAKE))
+    assert "| adamw_snsm | 3 | -0.3000 [" in text and "| Welch |" in text
+    tested = [line for line in text.splitlines() if "| Welch |" in line]
+    assert any(line.startswith("| adamw_snsm |") and line.endswith("| clearly lower loss |")
+               for line in tested)
+    # a lead whose interval spans zero is not called clear
+    near = [dict(r, final_val_loss=4.99, final_val_loss_std=0.05) if r["optimizer"] == "adamw_sn"
+            else r for r in rows]
+    assert "| adamw_sn | 3 | -0.0100 [" in render_markdown({"rows": near}) \
+        and "lead, not clear" in render_markdown({"rows": near})
+    one_seed = [dict(r, seeds=1) for r in rows]
+    assert "One seed each: no interval" in render_markdown({"rows": one_seed})
