@@ -26,6 +26,7 @@ from dataclasses import replace
 from snsm_workbench.bench import tuning
 from snsm_workbench.bench.contenders import Contender
 from snsm_workbench.bench.stage_plan import Entry, LeanLevel
+from snsm_workbench.bench.tuning import Tuned
 
 
 def _contenders(items) -> dict[str, Contender]:
@@ -55,8 +56,6 @@ def _tune_plain(suite, contender: Contender, lr: float, priority: float):
 
 def _level(suite, level: LeanLevel, contender: Contender, base, priority: float):
     """A lean level's Tuned record: its base's lrs (its plain lr searched with tune_plain)."""
-    from snsm_workbench.bench.staged_suite import Tuned
-
     tuned = Tuned(level.label, lr=base.lr, plain_lr=base.plain_lr)
     if level.tune_plain:
         tuned.plain_grid, chosen = _tune_plain(suite, contender, base.lr, priority)

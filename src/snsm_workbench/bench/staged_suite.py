@@ -43,15 +43,17 @@ import json
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from snsm_workbench.bench import tuning
 from snsm_workbench.bench.contenders import Contender
+from snsm_workbench.bench.muon_stage import muon_stage
 from snsm_workbench.bench.run_pool import MissingRuns, RunKey, RunPool, final_loss
 from snsm_workbench.bench.stage_plan import (MAIN_CORPUS, PLAN, Entry, Plan, Settings, Variant,
                                              check_same_settings)
 from snsm_workbench.bench.statistics import mean_sd
+from snsm_workbench.bench.tuning import Tuned
 from snsm_workbench.train.config import TrainConfig
 from snsm_workbench.train.corpora import load_corpus
 from snsm_workbench.train.tokens import prepare_tokens
@@ -61,22 +63,6 @@ logger = logging.getLogger(__name__)
 TUNED_STAGES = ("peers", "decomposition", "muon")  # their values are Tuned records
 # Keys of a cached run left out of results.json (kept in the run's own file).
 PER_STEP = ("train_steps", "step_time", "opt_step_times", "identity")
-
-
-@dataclass
-class Tuned:
-    """One contender's tuning record and its seeded runs at the chosen setting."""
-
-    label: str
-    grid: dict[float, float] = field(default_factory=dict)
-    grid_edge: str | None = None
-    plain_grid: dict[float, float] | None = None
-    plain_edge: str | None = None
-    confirm: dict[float, float] = field(default_factory=dict)
-    confirm_edge: str | None = None
-    lr: float = math.nan
-    plain_lr: float | None = None
-    runs: list[dict] = field(default_factory=list)
 
 
 class StagedSuite:
@@ -254,7 +240,6 @@ class StagedSuite:
         return {v.label: result for v, result in zip(variants, found)}
 
     def muon(self) -> dict[str, Tuned]:
-        from snsm_workbench.bench.muon_stage import muon_stage
         return muon_stage(self)
 
     def corpora(self, headline: dict[str, Tuned]) -> dict[str, dict[str, list[dict]]]:

@@ -20,6 +20,9 @@ a short budget towards larger lrs shows.
    ``confirm_extensions`` times): the full horizon can prefer another lr than the short one (on the tiny model
    AdamW moved up, AdamSNSM down).
 4. **Seeds**: more seeds at that lr (seed 0 is the confirm run).
+
+:class:`Tuned` records one contender's pass through the protocol (every point scored, the
+edges, the chosen lrs, the seeded runs).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from snsm_workbench.bench.contenders import Contender
 
@@ -89,3 +92,19 @@ def tune_lr(contender: Contender, score: Score) -> tuple[float, dict[float, floa
                        contender.label, contender.lr)
         return contender.lr, scores
     return chosen.value, scores
+
+
+@dataclass
+class Tuned:
+    """One contender's tuning record and its seeded runs at the chosen setting."""
+
+    label: str
+    grid: dict[float, float] = field(default_factory=dict)
+    grid_edge: str | None = None
+    plain_grid: dict[float, float] | None = None
+    plain_edge: str | None = None
+    confirm: dict[float, float] = field(default_factory=dict)
+    confirm_edge: str | None = None
+    lr: float = math.nan
+    plain_lr: float | None = None
+    runs: list[dict] = field(default_factory=list)
