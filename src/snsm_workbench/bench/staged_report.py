@@ -46,7 +46,7 @@ def _fmt_steps(row: dict) -> str:
     if test is None:
         return "-"
     if math.isinf(test.estimate):
-        return f"not reached ({row['unreached']} of {row['seeds']} seeds)"
+        return f"not reached by {row['unreached']} of {row['seeds']} seeds"
     if test.design == "none":
         return f"{test.estimate:.2f} (one seed)"
     return f"{test.estimate:.2f} {_fmt_ci(test.bounds, '.2f')}"
