@@ -26,7 +26,8 @@ Suites
 * ``demo``          ``snsm demo``: AdamW, AdamSN and AdamSNSM on the tiny model
 
 Numbers and reports
-* ``statistics``    mean ± sd, steps-to-target, bootstrap intervals over seeds
+* ``statistics``    mean ± sd, steps-to-target, t intervals over seeds (paired, Welch, log ratio)
+* ``student_t``     Student's t CDF and quantile (no scipy)
 * ``summary``       a short suite's rows against AdamW
 * ``comparison``    the standard suite's comparisons against AdamW (Δ loss, steps fraction)
 * ``table_report``  a short suite's report.md from results.json
