@@ -245,7 +245,11 @@ def check_same_settings(settings: Settings, path: Path) -> None:
     saved = json.loads(json.dumps(asdict(settings)))
     if path.is_file():
         defaults = json.loads(json.dumps(asdict(PLAN.settings)))
-        cached = {**defaults, **json.loads(path.read_text())}
+        try:
+            cached = {**defaults, **json.loads(path.read_text())}
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+            raise ValueError(f"{path}: damaged settings file ({exc}); restore it from git or "
+                             f"use another --out") from None
         changed = sorted(k for k in saved if cached.get(k) != saved[k])
         if changed:
             raise ValueError(f"{path.parent} holds runs made with other settings ({changed}); "

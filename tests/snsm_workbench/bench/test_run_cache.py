@@ -115,3 +115,15 @@ def test_cached_only_into_another_suites_record_is_refused(tmp_path, capsys, sui
     assert code == 2
     assert "holds a record of the" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in record.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("text", ['{"preset": "ti', "[1]"])
+def test_a_damaged_settings_file_of_a_standard_record_is_one_line(tmp_path, text):
+    from snsm_workbench.bench.stage_plan import PLAN, check_same_settings
+
+    path = tmp_path / "runs" / "settings.json"
+    path.parent.mkdir()
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"settings.json: damaged settings file") as caught:
+        check_same_settings(PLAN.settings, path)
+    assert "\n" not in str(caught.value)
