@@ -66,6 +66,11 @@ CONFIGS = {
                                                 "state_precision": "8bit", **SM}),
     "adamw_snsm[gaussian,8bit]": ("adamw_snsm", {"lr": 1e-2, "projector": "gaussian",
                                                  "state_precision": "8bit", **SM}),
+    # The Muon family: each step all-gathers a matrix's numerator (snsm.optim.sharding).
+    "muon[fp32]": ("muon", {"lr": 1e-2, "ns_dtype": "float32"}),
+    "muon_snsm[uniform,heuristic,fp32]": ("muon_snsm", {
+        "lr": 1e-2, "ns_dtype": "float32", "projector": "uniform", "normalize": "heuristic",
+        **SM}),
 }
 
 # Configurations also run under HSDP (2-D mesh), one per projector family and Subset-Norm.

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from snsm.projectors import BasisProjector, IndexProjector, Layout, Projector, get_projector
 from snsm.rules.momentum import matrix_view_shape
 from snsm.rules.bf16 import COMPENSATION
-from snsm.rules.orthogonalize import (SECOND_MOMENT, OrthogonalPlan, orthogonal_plan,
-                                      subset_moment_shape)
+from snsm.rules.orthogonalize import SECOND_MOMENT, OrthogonalPlan, orthogonal_plan
 from snsm.rules.partition import Partition, resolve_partition
 from snsm.rules.precision import add_state
 
@@ -87,13 +87,16 @@ class ParamPlan:
     """The rules one parameter gets: its momentum rule, its partition (None: D = 1),
     for a shard of a parameter the projector that works on it (None: the group's), and
     whether its momentum and per-coordinate accumulator are 8-bit
-    (:mod:`snsm.rules.quantize`), and its orthogonalizing rule (None: none)."""
+    (:mod:`snsm.rules.quantize`), its orthogonalizing rule (None: none) and, for that rule on
+    a shard of a parameter, the shard's ``ShardSpec`` (which gathers the whole matrix:
+    :mod:`snsm.optim.sharding`)."""
 
     momentum: str
     partition: Partition | None
     projector: Projector | None = None
     quantized: bool = False
     orthogonal: OrthogonalPlan | None = None
+    shard: Any = None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -123,8 +126,9 @@ def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams,
     ``shape`` is the local shape and ``plan`` the shard's (local) plan. An 8-bit plan
     stores the momentum and a per-coordinate accumulator as uint8 codes, each with a
     float32 ``<key>_scale`` of one absmax per block (:mod:`snsm.rules.quantize`). An
-    orthogonalizing plan with a second moment has ``second_moment``, (m, 1) or (1, n), in
-    float32 for 16-bit parameters (:mod:`snsm.rules.orthogonalize`). A bf16
+    orthogonalizing plan with a second moment has ``second_moment``, (m, 1) or (1, n) of the
+    global shape (replicated on shards), in float32 for 16-bit parameters
+    (:mod:`snsm.rules.orthogonalize`). A bf16
     parameter under ``bf16_update="kahan"`` has a bf16 ``compensation`` of its own shape
     (:mod:`snsm.rules.bf16`).
     """
@@ -142,10 +146,9 @@ def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams,
         add_state(layout, "accumulator", plan.partition.state_shape,
                    accumulator_dtype(dtype, plan.partition, hp.accumulator),
                    plan.quantized and plan.partition.per_coordinate)
-    if plan.orthogonal is not None and plan.orthogonal.axis is not None:
+    if plan.orthogonal is not None and plan.orthogonal.moment_shape is not None:
         moment_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-        layout[SECOND_MOMENT] = (subset_moment_shape(tuple(shape), plan.orthogonal.axis),
-                                 moment_dtype)
+        layout[SECOND_MOMENT] = (plan.orthogonal.moment_shape, moment_dtype)
     if dtype == torch.bfloat16 and hp.bf16_update == "kahan":
         layout[COMPENSATION] = (tuple(shape), torch.bfloat16)
     return layout

@@ -39,6 +39,11 @@ the dim that is not split (along rows for a row-split state, along columns for t
 single process's, whatever the world size; the scales split like their codes. Tensors of
 fewer than 2 dims keep full-precision state.
 
+Orthogonalization (``orthogonalize=True``, the Muon family): Newton-Schulz needs the whole
+N, so each step all-gathers the matrix's numerator rows (m n elements), orthogonalizes it
+as one process would on every rank, and keeps its rows; the momentum stays split by rows,
+the second moment after it (O(m) or O(n)) is replicated.
+
 The indices (r integers), the step counts and the all-reduced Subset-Norm
 accumulators above are replicated. Refresh (every ``update_gap`` steps): the
 seeded projectors (``uniform``, ``gaussian``, ``srht``) draw from the global
@@ -176,14 +181,11 @@ class ShardSpec:
     def plan(self, hp: GroupHParams) -> ParamPlan:
         """The global plan of the parameter, made local: its partition and projector."""
         plan = hp.plan(self.shape)
-        if plan.orthogonal is not None:
-            raise ValueError(f"orthogonalize=True is not supported on an FSDP2-sharded parameter "
-                             f"(global shape {self.shape}): Newton-Schulz needs the whole matrix "
-                             f"and gathering it is not implemented yet; keep such matrices "
-                             f"unsharded or use a Subset-Norm optimizer")
         partition = None if plan.partition is None else self.local_partition(plan.partition)
         projector = ShardProjector(hp.projector, self) if plan.momentum == "subspace" else None
-        return ParamPlan(plan.momentum, partition, projector, plan.quantized)
+        orthogonal_shard = self if plan.orthogonal is not None else None  # gathers the matrix
+        return ParamPlan(plan.momentum, partition, projector, plan.quantized, plan.orthogonal,
+                         orthogonal_shard)
 
     def local_partition(self, partition: Partition) -> Partition:
         """The partition of the local rows that gives this shard's part of the global one."""
@@ -368,8 +370,8 @@ class ShardProjector:
 
 def needs_collectives(plan: ParamPlan) -> bool:
     """Whether a shard's step communicates (a compiled graph cannot hold that)."""
-    return isinstance(plan.projector, ShardProjector) or isinstance(plan.partition,
-                                                                    AllReducedPartition)
+    return (isinstance(plan.projector, ShardProjector) or plan.shard is not None
+            or isinstance(plan.partition, AllReducedPartition))
 
 
 @functools.cache

@@ -123,10 +123,17 @@ def nesterov_numerator(grad: Tensor, momentum: Tensor, rules: UpdateRules) -> Te
 
 def orthogonalize_numerator(numer: Tensor, state: dict, plan: ParamPlan,
                             rules: UpdateRules) -> Tensor:
-    """NS(N) (and its second moment) under an orthogonalizing plan; else N as it is."""
+    """NS(N) (and its second moment) under an orthogonalizing plan; else N as it is. A shard
+    (FSDP2) gathers the whole N from every rank's rows, orthogonalizes it as one process would
+    (its second moment replicated) and keeps its own rows."""
     if plan.orthogonal is None:
         return numer
-    return orthogonalized_update(numer, state, plan.orthogonal, rules.beta2, rules.eps)
+    shard = plan.shard
+    if shard is None:
+        return orthogonalized_update(numer, state, plan.orthogonal, rules.beta2, rules.eps)
+    whole = shard.gather(numer.contiguous(), (0, shard.shape[0]))
+    update = orthogonalized_update(whole, state, plan.orthogonal, rules.beta2, rules.eps)
+    return update[shard.start:shard.stop]
 
 
 def apply_update_(param: Tensor, numer: Tensor, denom: Tensor | None,

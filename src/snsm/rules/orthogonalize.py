@@ -173,13 +173,15 @@ def subset_normalize_(update: Tensor, second_moment: Tensor, step: int | None, b
 @dataclass(frozen=True)
 class OrthogonalPlan:
     """The orthogonalizing rule of one matrix: the iteration's settings, the shape scale on its
-    learning rate, and the axis of the second moment after it (None: no second moment)."""
+    learning rate, and the axis and shape of the second moment after it (None: none), all
+    from the matrix's global shape."""
 
     steps: int
     coefficients: tuple[float, float, float]
     dtype: torch.dtype
     scale: float
     axis: str | None
+    moment_shape: tuple[int, int] | None = None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -191,7 +193,8 @@ def orthogonal_plan(shape: tuple[int, ...], steps: int, coefficients: tuple[floa
     check_choice("ns_dtype", dtype, NS_DTYPES)
     axis = None if normalize == "none" else subset_axis(shape, normalize)
     return OrthogonalPlan(steps, tuple(coefficients), NS_DTYPES[dtype],
-                          orthogonal_update_scale(shape, shape_scale), axis)
+                          orthogonal_update_scale(shape, shape_scale), axis,
+                          None if axis is None else subset_moment_shape(shape, axis))
 
 
 def orthogonalized_update(numer: Tensor, state: dict, plan: OrthogonalPlan, beta2: float,

@@ -270,9 +270,20 @@ def test_bad_inputs_raise_one_clear_value_error(make, message):
         make(make_params())
 
 
-def test_fsdp2_sharded_matrices_are_refused_with_the_reason():
-    with pytest.raises(ValueError, match="FSDP2.*whole matrix"):
-        estimate_state_bytes(_Model(), "muon", world_size=2)
+@pytest.mark.parametrize("normalize,moment", [("row", (17, 1)), ("column", (1, 12))])
+def test_fsdp2_shards_split_the_momentum_and_replicate_the_second_moment(normalize, moment):
+    """(The 2-rank run against one process: tests/distributed/test_fsdp_equivalence.py.)"""
+    from snsm.optim.plan import GroupHParams
+    from snsm.optim.sharding import ShardSpec, needs_collectives
+
+    hp = GroupHParams.from_group(snsm.MuonSN([torch.zeros(17, 12)],
+                                             normalize=normalize).param_groups[0])
+    shards = [ShardSpec.for_shard((17, 12), index, 2) for index in range(2)]
+    layouts = [shard.state_layout(torch.float32, hp) for shard in shards]
+    assert [layout["momentum"][0] for layout in layouts] == [(9, 12), (8, 12)]
+    assert all(layout["second_moment"][0] == moment for layout in layouts)
+    plan = shards[0].plan(hp)
+    assert needs_collectives(plan) and plan.orthogonal.scale == (17 / 12) ** 0.5
 
 
 def test_registry_specs():
