@@ -112,6 +112,8 @@ class Trainer:
             self.folder.claim()
             self._build(optimizer_factory, data, initial_state)
         except BaseException:
+            if self.folder is not None:
+                self.folder.abandon()
             self.close()
             raise
 

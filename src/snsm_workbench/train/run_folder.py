@@ -95,6 +95,7 @@ class RunFolder:
         self.path = parallel.broadcast(path)  # rank 0's choice (a time-stamped name)
         self.record = record
         self.lock: FolderLock | None = None
+        self.created = False  # by this run (rank 0): removed again if the run never begins
 
     @property
     def resumed(self) -> bool:
@@ -106,6 +107,7 @@ class RunFolder:
         error = None
         if self.parallel.is_main:
             try:
+                self.created = not self.path.exists()
                 self.path.mkdir(parents=True, exist_ok=True)
                 self.lock = FolderLock(self.path, "run folder").acquire()
                 weakref.finalize(self, self.lock.release)  # a folder never released
@@ -122,6 +124,19 @@ class RunFolder:
     def release(self) -> None:
         if self.lock is not None:
             self.lock.release()
+
+    def abandon(self) -> None:
+        """Release the folder of a run that failed before it began (bad data, a sequence
+        longer than the data allows), and remove it if this run created it and it holds
+        nothing but its lock: no empty run folder is left behind."""
+        try:
+            if self.created and all(p.name == LOCK_NAME for p in self.path.iterdir()):
+                (self.path / LOCK_NAME).unlink(missing_ok=True)
+                self.release()
+                self.path.rmdir()
+        except OSError as exc:
+            logger.debug("could not remove %s: %s", self.path, exc)
+        self.release()
 
     def check_data(self, fingerprint: str | None, source: str) -> None:
         """On resume: ConflictError when the data's content differs from the saved run's."""

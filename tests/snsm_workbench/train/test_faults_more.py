@@ -119,3 +119,32 @@ def test_a_fifo_is_refused_in_one_line_instead_of_hanging(world, tmp_path, flag,
     assert _error_line(result.stderr) == (f"snsm: error: {what} {fifo} is a FIFO, not a "
                                           f"regular file or folder")
     assert not (tmp_path / "run").exists()
+
+
+# --- errors that depend on the data ------------------------------------------------------
+
+def test_a_sequence_longer_than_the_data_allows_leaves_no_run_folder(world, tmp_path):
+    out = tmp_path / "runs" / "run"
+    result = _run(_train(world, out, "--quiet", "--seq-len", "100000", steps=2))
+    assert result.returncode == 2
+    assert "the data is too short for this sequence length" in _error_line(result.stderr)
+    assert not out.exists()
+
+
+def test_an_empty_corpus_leaves_no_run_folder(world, tmp_path):
+    corpus = tmp_path / "empty"
+    corpus.mkdir()
+    (corpus / "blank.txt").write_text("\n  \n")
+    out = tmp_path / "run"
+    result = _run(_train({**world, "corpus": corpus}, out, "--quiet", steps=2))
+    assert result.returncode == 2
+    assert _error_line(result.stderr) == f"snsm: error: no text found in {corpus}"
+    assert not out.exists()
+
+
+def test_a_failed_start_in_a_folder_that_was_there_keeps_the_folder(world, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    result = _run(_train(world, out, "--quiet", steps=2) + ["--seq-len", "100000"])
+    assert result.returncode == 2
+    assert out.is_dir()
