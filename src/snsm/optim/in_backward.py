@@ -19,7 +19,7 @@ parameters and the state equal the regular step's bit for bit.
   gradient buffer only for k = 1; with k > 1 the accumulated gradients must live between
   micro-batches, and only the update's own temporaries are saved.
 * **Unfreezing:** a parameter of the optimizer that requires no gradient at attach time
-  is hooked as soon as it does (checked before each forward pass of ``model`` and after
+  is hooked as soon as it does (checked after each forward pass of ``model`` and after
   each backward pass), so progressive unfreezing trains it as ``step()`` would.
 * **Clipping:** global-norm clipping needs every gradient before any update, which
   a step inside the backward pass cannot have. ``max_norm`` clips each parameter's
@@ -44,6 +44,7 @@ parameters and the state equal the regular step's bit for bit.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -82,8 +83,7 @@ class InBackwardSteps:
             model.register_comm_hook(None, self._bucket_hook)  # DDP allows no removal
         else:
             self._hook_new_parameters()
-            self.handles.append(model.register_forward_pre_hook(
-                lambda module, args: self._hook_new_parameters()))
+            self.handles.append(model.register_forward_hook(self._after_forward))
         optimizer.__dict__["_in_backward"] = self
 
     def _parameters(self) -> list[Tensor]:
@@ -96,6 +96,22 @@ class InBackwardSteps:
             if param.requires_grad and id(param) not in self._hooked:
                 self.handles.append(param.register_post_accumulate_grad_hook(self._hook))
                 self._hooked.add(id(param))
+
+    def _after_forward(self, module: nn.Module, args, output) -> None:
+        """Hook the parameters unfrozen since the last pass, and the outputs: the backward
+        pass reaches them first, in its outermost graph task, so the end-of-pass callback
+        queued there runs after the whole pass (a reentrant activation checkpoint runs its
+        part as a nested backward pass, whose callbacks run when that part ends)."""
+        self._hook_new_parameters()
+        for tensor in _tensors(output):
+            if tensor.requires_grad:
+                tensor.register_hook(self._start_pass)
+
+    def _start_pass(self, grad: Tensor | None = None) -> None:
+        """Queue :meth:`_end_of_pass` once per backward pass (from the first hook to fire)."""
+        if not self._in_pass and self.handles:  # no handles: removed
+            self._in_pass = True
+            torch.autograd.Variable._execution_engine.queue_callback(self._end_of_pass)
 
     def _update(self, param: Tensor, grad: Tensor) -> None:
         norm = torch.linalg.vector_norm(grad, dtype=torch.float32)
@@ -132,9 +148,7 @@ class InBackwardSteps:
 
     @torch.no_grad()
     def _hook(self, param: Tensor) -> None:
-        if not self._in_pass:
-            self._in_pass = True
-            torch.autograd.Variable._execution_engine.queue_callback(self._end_of_pass)
+        self._start_pass()  # a loss computed outside model's forward: no output hook fired
         if self._ends_window():
             self._update_and_free(param)
 
@@ -175,6 +189,17 @@ class InBackwardSteps:
         self.handles = []
         self._hooked = set()
         self.optimizer.__dict__.pop("_in_backward", None)
+
+
+def _tensors(output) -> list[Tensor]:
+    """The tensors of a forward's output: a tensor, or tensors in tuples, lists and mappings
+    (as HF's ModelOutput), one level deep."""
+    if isinstance(output, Tensor):
+        return [output]
+    values = output.values() if isinstance(output, Mapping) else output
+    if isinstance(output, (Mapping, tuple, list)):
+        return [value for value in values if isinstance(value, Tensor)]
+    return []
 
 
 def step_in_backward(model: nn.Module, optimizer: SNSM, accumulation_steps: int = 1,

@@ -5,6 +5,7 @@ unfrozen after attaching. Each run equals the regular ``step()`` run bit for bit
 import pytest
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 import snsm
 from optim_db import OPTIM_DB
@@ -109,3 +110,36 @@ def test_a_parameter_unfrozen_after_attaching_is_trained(info, through_forward):
 def test_every_parameter_frozen_at_attach_then_unfrozen_is_trained(info):
     _assert_same(*[_train(info, flag, 3, 1, frozen=range(5), unfreeze_at=1)
                    for flag in (False, True)])
+
+
+class _Checkpointed(nn.Module):
+    """Two matrices, the second inside a reentrant activation checkpoint (its backward runs
+    as a nested backward pass, as HF's gradient_checkpointing_enable() does by default)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = nn.ParameterList([nn.Parameter(p.detach())
+                                         for p in make_params(shapes=[(8, 6), (6, 10)])])
+
+    def forward(self, batch: int):
+        inputs = torch.randn(4, 8, generator=torch.Generator().manual_seed(100 + batch))
+        hidden = inputs @ self.weights[0]
+        hidden = checkpoint(lambda h: torch.tanh(h @ self.weights[1]), hidden,
+                            use_reentrant=True)
+        return (hidden - 0.5).square().sum()
+
+
+def test_reentrant_activation_checkpointing_keeps_the_windows(info):
+    def train(in_backward: bool):
+        model = _Checkpointed()
+        optimizer = info.make(list(model.weights))
+        if in_backward:
+            snsm.step_in_backward(model, optimizer, 2)
+        for window in range(3):
+            for batch in (2 * window, 2 * window + 1):
+                model(batch).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        return model, optimizer
+
+    _assert_same(train(False), train(True))
