@@ -52,6 +52,8 @@ OPTIM_DB = [
     OptimInfo("adamw_sn", snsm.AdamSN, lr=1e-1),
     *[OptimInfo(f"adamw_snsm[{p}]", snsm.AdamSNSM, dict(SM, projector=p), lr=1e-1)
       for p in PROJECTORS],
+    OptimInfo("snsm[gaussian,buffer]", snsm.SNSM, dict(SM, projector="gaussian",
+                                                        complement="buffer"), lr=1e-1),
     OptimInfo("adamw_snsm[project]", snsm.AdamSNSM, dict(SM, projector="svd", on_refresh="project"),
               lr=1e-1),
     OptimInfo("adamw_sm", snsm.AdamSM, dict(SM, projector="svd"), lr=1e-1),
@@ -81,6 +83,7 @@ OPTIM_DB = [
         ("muon_sm[none,reset,uniform]", snsm.MuonSM,
          dict(SM, projector="uniform", complement="none", on_refresh="reset")),
         ("muon_snsm", snsm.MuonSNSM, dict(SM, projector="svd")),
+        ("muon_sm[buffer,project]", snsm.MuonSM, dict(SM, projector="svd", complement="buffer")),
         ("muon_snsm[8bit,heuristic]", snsm.MuonSNSM,
          dict(SM, projector="svd", normalize="heuristic", state_precision="8bit")),
     )],

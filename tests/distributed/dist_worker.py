@@ -71,6 +71,9 @@ CONFIGS = {
     "muon_snsm[uniform,heuristic,fp32]": ("muon_snsm", {
         "lr": 1e-2, "ns_dtype": "float32", "projector": "uniform", "normalize": "heuristic",
         **SM}),
+    "muon_sm[gaussian,buffer,fp32]": ("muon_sm", {
+        "lr": 1e-2, "ns_dtype": "float32", "projector": "gaussian", "complement": "buffer",
+        **SM}),
 }
 
 # Configurations also run under HSDP (2-D mesh), one per projector family and Subset-Norm.

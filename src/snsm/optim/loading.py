@@ -9,7 +9,7 @@ from torch import Tensor
 # Group settings that decide the rules and the state's shapes: a state saved under other
 # values cannot be loaded into this optimizer.
 STRUCTURAL_KEYS = ("momentum", "accumulator", "subset_size", "rank", "projector", "use_snsm",
-                   "state_precision", "orthogonalize", "normalize")
+                   "state_precision", "orthogonalize", "normalize", "complement")
 
 
 def check_same_structure(index: int, saved: dict, group: dict) -> None:

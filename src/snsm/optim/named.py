@@ -312,8 +312,9 @@ class MuonSN(SNSM):
 class MuonSM(SNSM):
     r"""Muon with Subspace-Momentum: the momentum of each matrix lives in a rank-r subspace.
 
-    :math:`N = g + P^T(\hat m - P g)` (``complement="gradient"``) or :math:`P^T \hat m`
-    (``"none"``), with Nesterov :math:`\hat m = P g.\mathrm{lerp}(m, \beta_1)`; then Muon's
+    :math:`N = g + P^T(\hat m - P g)` (``complement="gradient"``), :math:`P^T \hat m`
+    (``"none"``) or :math:`P^T \hat m + e`, e an 8-bit EMA of the complement (``"buffer"``:
+    1 byte per element; :mod:`snsm.rules.momentum`), with Nesterov :math:`\hat m = P g.\mathrm{lerp}(m, \beta_1)`; then Muon's
     :math:`p \leftarrow p (1 - \eta \lambda) - \eta \sqrt{\max(1, m/n)}\,
     \mathrm{NS}_5(N)`. P refreshes every ``update_gap`` steps (``on_refresh="project"``
     carries m into the new basis). lr: Muon's.

@@ -88,7 +88,7 @@ class SNSM(torch.optim.Optimizer):
             with one value for every group, since it applies to whole steps.
         nesterov: Nesterov momentum, N = g.lerp(m, b1) (:mod:`snsm.rules.momentum`).
         complement: what Subspace-Momentum gives the complement of its subspace:
-            ``"gradient"`` (plain g) or ``"none"``.
+            ``"gradient"`` (plain g), ``"none"`` or ``"buffer"`` (an 8-bit EMA of it).
         orthogonalize: Muon's rule (:mod:`snsm.rules.orthogonalize`): the update is
             NS(N), the Newton-Schulz orthogonalization of N, times the shape scale, with
             D = 1 (needs ``accumulator="none"`` and matrices: a 1-D or empty tensor raises).

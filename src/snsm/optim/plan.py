@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from snsm.projectors import BasisProjector, IndexProjector, Layout, Projector, get_projector
-from snsm.rules.momentum import matrix_view_shape
+from snsm.rules.momentum import COMPLEMENT_BUFFER, matrix_view_shape
 from snsm.rules.bf16 import COMPENSATION
 from snsm.rules.orthogonalize import SECOND_MOMENT, OrthogonalPlan, orthogonal_plan
 from snsm.rules.partition import Partition, resolve_partition
@@ -142,6 +142,8 @@ def state_layout(shape: tuple[int, ...], dtype: torch.dtype, hp: GroupHParams,
         add_state(layout, "momentum", projector.low_shape(matrix, hp.rank), dtype,
                    plan.quantized, momentum_block_axis(projector, matrix))
         layout.update(projector.state_layout(matrix, hp.rank, dtype))
+        if hp.complement == "buffer":  # always 8-bit: the lean buffer of the complement
+            add_state(layout, COMPLEMENT_BUFFER, matrix, dtype, True)
     if plan.partition is not None:
         add_state(layout, "accumulator", plan.partition.state_shape,
                    accumulator_dtype(dtype, plan.partition, hp.accumulator),
@@ -185,7 +187,7 @@ def accumulator_dtype(dtype: torch.dtype, partition: Partition, accumulator: str
 def working_dtypes(dtype: torch.dtype, plan: ParamPlan, accumulator: str) -> dict:
     """The dtype of each state key of a full-precision state, for the gradient ``dtype``: an
     8-bit key opens into it (:func:`snsm.rules.precision.open_state`)."""
-    dtypes = {"momentum": dtype}
+    dtypes = {"momentum": dtype, COMPLEMENT_BUFFER: dtype}
     if plan.partition is not None:
         dtypes["accumulator"] = accumulator_dtype(dtype, plan.partition, accumulator)
     return dtypes

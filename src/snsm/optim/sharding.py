@@ -77,7 +77,7 @@ from torch import Tensor
 from snsm.optim.plan import GroupHParams, ParamPlan, state_layout
 from snsm.projectors import BasisProjector, IndexProjector, Layout, Projector
 from snsm.rules.bf16 import COMPENSATION
-from snsm.rules.momentum import matrix_view_shape
+from snsm.rules.momentum import COMPLEMENT_BUFFER, matrix_view_shape
 from snsm.rules.partition import Partition
 
 logger = logging.getLogger(__name__)
@@ -212,7 +212,8 @@ class ShardSpec:
     def state_splits(self, plan: ParamPlan) -> dict[str, Split]:
         """The sharded state keys and how each is split (the others are replicated)."""
         rows = (0, self.shape[0])
-        splits = {COMPENSATION: rows}  # a Kahan compensation, where there is one: like p
+        splits = {COMPENSATION: rows,  # a Kahan compensation, where there is one: like p
+                  COMPLEMENT_BUFFER: rows, COMPLEMENT_BUFFER + "_scale": rows}  # likewise
         if plan.momentum == "ema":
             splits["momentum"] = rows
         elif plan.momentum == "subspace":

@@ -13,8 +13,11 @@
   (``on_refresh="reset"``) or carried into the new basis
   (``on_refresh="project"``: m <- P_new(P_old^T(m))).
 
-  ``complement`` says what the complement gets: ``"gradient"`` (the plain g - P^T P g, as
-  above) or ``"none"`` (N = P^T m_hat alone).
+  ``complement`` says what the complement gets: ``"gradient"`` (the plain c = g - P^T P g,
+  as above), ``"none"`` (N = P^T m_hat alone) or ``"buffer"``: a lean EMA of the complement,
+  e <- b1 e + (1 - b1) c, kept at 8 bits in the state (``complement_momentum``, 1 byte per
+  element, never bias-corrected, kept across refreshes), N = P^T m_hat + e (with Nesterov
+  c.lerp(e, b1) in place of e).
 
 Nesterov (``nesterov=True``, torch.optim.Muon's form): N = g.lerp(m, b1) = (1 - b1) g + b1 m
 for ``ema``; for ``subspace`` the same in the subspace, m_hat replaced by P(g).lerp(m_hat, b1).
@@ -31,7 +34,8 @@ from snsm.projectors import Projector
 
 MOMENTUM_RULES = ("none", "ema", "subspace")
 REFRESH_RULES = ("reset", "project")
-COMPLEMENT_RULES = ("gradient", "none")
+COMPLEMENT_RULES = ("gradient", "none", "buffer")
+COMPLEMENT_BUFFER = "complement_momentum"  # the state key of complement="buffer"
 
 _MASK64 = (1 << 64) - 1
 
@@ -103,7 +107,20 @@ def subspace_numerator(grad: Tensor, state: dict, projector: Projector, beta1: f
     if complement == "none":
         numerator = torch.zeros_like(grad2d, memory_format=torch.contiguous_format)
         projector.back_add_(numerator, m_hat, state)
+    elif complement == "buffer":
+        numerator = _complement_buffer(grad2d, low, state, projector, beta1, nesterov)
+        projector.back_add_(numerator, m_hat, state)
     else:
         numerator = grad2d.clone(memory_format=torch.contiguous_format)
         projector.back_add_(numerator, m_hat - low, state)
     return numerator.view(grad.shape)
+
+
+def _complement_buffer(grad2d: Tensor, low: Tensor, state: dict, projector: Projector,
+                       beta1: float, nesterov: bool) -> Tensor:
+    """e <- b1 e + (1 - b1) c with c = g - P^T P(g); returns a new tensor: e, or with Nesterov
+    c.lerp(e, b1)."""
+    complement = grad2d.clone(memory_format=torch.contiguous_format)
+    projector.back_add_(complement, -low, state)
+    buffer = as_matrix(state[COMPLEMENT_BUFFER]).lerp_(complement, 1 - beta1)
+    return complement.lerp_(buffer, beta1) if nesterov else buffer.clone()

@@ -262,7 +262,7 @@ def test_state_matches_the_estimate_for_every_variant():
     (lambda p: snsm.Muon(p, ns_dtype="float16"), "ns_dtype.*float16"),
     (lambda p: snsm.Muon(p, shape_scale="sqrt"), "shape_scale.*sqrt"),
     (lambda p: snsm.MuonSN(p, normalize="rows"), "normalize.*rows"),
-    (lambda p: snsm.MuonSM(p, complement="buffer"), "complement.*buffer"),
+    (lambda p: snsm.MuonSM(p, complement="bufer"), "complement.*bufer"),
 ], ids=["1-D", "empty", "snsm-1-D", "accumulator", "aux", "ns_steps", "coefficients",
         "nan-coefficient", "ns_dtype", "shape_scale", "normalize", "complement"])
 def test_bad_inputs_raise_one_clear_value_error(make, message):
@@ -303,3 +303,23 @@ def test_hugging_face_helper_routes_by_the_spec():
     matrix, aux = optimizer.param_groups
     assert any(p is model.lm_head.weight for p in aux["params"])
     assert (matrix["orthogonalize"], aux["orthogonalize"], aux["lr"]) == (True, False, 1e-2)
+
+
+def test_complement_buffer_is_an_8bit_ema_of_the_complement():
+    """rank 1 of an (8, 6) matrix; the buffer e = (1 - b1) c after one step, at 8 bits."""
+    from snsm.rules.precision import open_state
+
+    a, b = _matrices(shapes=[(8, 6)]), _matrices(shapes=[(8, 6)])
+    grads = grad_stream(a, steps=4)
+    buffered = snsm.MuonSM(a, rank=1, update_gap=2, complement="buffer", nesterov=False)
+    run(buffered, a, grads[:1])
+    state = buffered.state[a[0]]
+    assert state["complement_momentum"].dtype == torch.uint8
+    basis = state["basis"]  # (6, 1): P(G) = G Q, P^T(X) = X Q^T
+    complement = grads[0][0] - grads[0][0] @ basis @ basis.T
+    buffer = open_state(state, {})["complement_momentum"]
+    torch.testing.assert_close(buffer, 0.05 * complement, rtol=0,
+                               atol=0.05 * complement.abs().max().item() / 100)
+    run(buffered, a, grads[1:])
+    run(snsm.MuonSM(b, rank=1, update_gap=2), b, grads)
+    assert not torch.equal(a[0], b[0])
