@@ -47,6 +47,7 @@ from snsm_workbench.train.corpora import load_corpus
 from snsm_workbench.train.metering import StepMeter
 from snsm_workbench.train.metrics import METRICS_NAME
 from snsm_workbench.train.models import build_model, count_parameters
+from snsm_workbench.train.out_of_memory import TRAIN_ADVICE, out_of_memory
 from snsm_workbench.train.progress import evaluation_line, progress_bar, show_step
 from snsm_workbench.train.record import CONFIG_NAME, new_record
 from snsm_workbench.train.run_config import RunConfig, resolve
@@ -110,7 +111,8 @@ class Trainer:
             self.folder = RunFolder(run_dir, self.parallel, record)
             self.run_dir = self.folder.path
             self.folder.claim()
-            self._build(optimizer_factory, data, initial_state)
+            with out_of_memory(f"building the {self.config.preset} run", TRAIN_ADVICE):
+                self._build(optimizer_factory, data, initial_state)
         except BaseException:
             if self.folder is not None:
                 self.folder.abandon()
@@ -236,6 +238,11 @@ class Trainer:
                            self._kept())
         return False
 
+    def _place(self) -> str:
+        c = self.config
+        return (f"at step {self.step + 1} ({c.preset}, batch {c.batch_size} x "
+                f"{self.run_config.seq_len} tokens, on {self.device})")
+
     def _kept(self) -> str:
         if self.saved_step is None:
             return "no checkpoint has been written"
@@ -349,7 +356,8 @@ class Trainer:
         after the current step, saved (:class:`StopRequest`, :meth:`_interrupt`)."""
         c = self.config
         shown = not c.quiet and self.parallel.is_main
-        with StopRequest() as stop, progress_bar(c.steps, self.step, c.optimizer, shown) as bar:
+        with StopRequest() as stop, progress_bar(c.steps, self.step, c.optimizer, shown) as bar, \
+                out_of_memory(self._place, TRAIN_ADVICE):
             if self.step == 0 and not any("val_loss" in r for r in self.metrics.records):
                 self.evaluate()
             while self.step < c.steps:

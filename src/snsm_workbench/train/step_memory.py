@@ -18,6 +18,7 @@ from snsm_workbench.measure.total import GALORE_8BIT, SETUPS, Setup, total_row
 from snsm_workbench.measure.memory import rank_hparams
 from snsm.optim import create_optimizer, step_in_backward
 from snsm_workbench.train.models import build_model
+from snsm_workbench.train.out_of_memory import out_of_memory
 
 
 def _optimizer(model, setup: Setup, rank: int):
@@ -28,9 +29,22 @@ def _optimizer(model, setup: Setup, rank: int):
     return optimizer
 
 
+MEASURE_ADVICE = ("lower --micro-batch or --seq-len, add --checkpointing, or measure a "
+                  "smaller --model")
+
+
 def measure_step(preset: str, setup: Setup, micro_batch: int, seq_len: int | None,
                  checkpointing: bool, rank: int, device: str = "cpu") -> dict:
-    """``{"setup", "estimate", "measured"}`` in bytes for one step of ``setup``."""
+    """``{"setup", "estimate", "measured"}`` in bytes for one step of ``setup``;
+    :class:`~snsm_workbench.util.errors.OutOfMemory` (one line) when it does not fit."""
+    with out_of_memory(f"measuring {setup.name} on {preset} ({micro_batch} x "
+                       f"{seq_len or PRESETS[preset].seq_len} tokens, {device})",
+                       MEASURE_ADVICE):
+        return _measure_step(preset, setup, micro_batch, seq_len, checkpointing, rank, device)
+
+
+def _measure_step(preset: str, setup: Setup, micro_batch: int, seq_len: int | None,
+                  checkpointing: bool, rank: int, device: str) -> dict:
     shape = PRESETS[preset]
     seq_len = seq_len or shape.seq_len
     model = build_model(preset, shape.vocab, seq_len, seed=0).to(device, setup.weights)

@@ -2,7 +2,8 @@
 
 * ``ConflictError``  the request conflicts with what is on disk: a run folder held by another
   process or already holding a run, a resume that would change the saved run or its data.
-* ``TrainingError``  training cannot go on (for example: non-finite losses in a row).
+* ``TrainingError``  training cannot go on (for example: non-finite losses in a row);
+  ``OutOfMemory``, one of them, says what ran out of memory and what to lower.
 * ``Interrupted``    a run stopped on SIGINT or SIGTERM (after saving); ``exit_code`` is
   ``128 + signal number``, the shell's convention (130, 143).
 """
@@ -18,6 +19,10 @@ class ConflictError(ValueError):
 
 class TrainingError(RuntimeError):
     """Training cannot go on (for example: non-finite losses in a row)."""
+
+
+class OutOfMemory(TrainingError):
+    """A step or measurement did not fit in memory; the message names what to lower."""
 
 
 class Interrupted(KeyboardInterrupt):

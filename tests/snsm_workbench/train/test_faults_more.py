@@ -148,3 +148,50 @@ def test_a_failed_start_in_a_folder_that_was_there_keeps_the_folder(world, tmp_p
     result = _run(_train(world, out, "--quiet", steps=2) + ["--seq-len", "100000"])
     assert result.returncode == 2
     assert out.is_dir()
+
+
+# --- out of memory -----------------------------------------------------------------------
+
+def test_a_batch_too_large_for_memory_is_one_line_naming_what_to_lower(world, tmp_path):
+    result = _run(_train(world, tmp_path / "run", "--quiet", "--batch-size", str(10**12),
+                         steps=2))
+    assert result.returncode == 1
+    line = _error_line(result.stderr)
+    assert line.startswith(f"snsm: error: out of memory at step 1 (tiny, batch {10**12} x 32 "
+                           f"tokens, on cpu) (")
+    assert line.endswith("); lower --batch-size (raise --grad-accum to keep the batch), "
+                         "--seq-len or the --preset, or use --pure-bf16 / --state-precision 8bit")
+
+
+def test_out_of_memory_in_a_step_is_one_line(tiny_config, monkeypatch):
+    import torch
+
+    from snsm_workbench.train.loop import Trainer, train
+    from snsm_workbench.util.errors import OutOfMemory
+
+    def no_memory(self):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore")
+
+    monkeypatch.setattr(Trainer, "_forward_backward", no_memory)
+    with pytest.raises(OutOfMemory, match=r"^out of memory at step 1 \(tiny, batch 4 x 32 "
+                                          r"tokens, on cpu\) \(OutOfMemoryError: CUDA out of "
+                                          r"memory. Tried to allocate 20.00 GiB more\); lower "
+                                          r"--batch-size"):
+        train(tiny_config)
+
+
+def test_memory_measure_out_of_memory_is_one_line(monkeypatch, capsys):
+    import torch
+
+    from snsm_workbench.cli import main
+    from snsm_workbench.train import step_memory
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("DefaultCPUAllocator: not enough memory")
+
+    monkeypatch.setattr(step_memory, "build_model", no_memory)
+    assert main(["memory", "--measure", "--model", "tiny"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("snsm: error: out of memory measuring ")
+    assert err.endswith("; lower --micro-batch or --seq-len, add --checkpointing, or measure a "
+                        "smaller --model")
