@@ -64,9 +64,9 @@ def clip_per_parameter_(grad: Tensor, max_norm: float, norm: Tensor | None = Non
 class InBackwardSteps:
     """The hooks of :func:`step_in_backward`; :meth:`remove` detaches them.
 
-    ``passes`` counts the backward passes that reached a parameter of the optimizer; pass
-    number ``passes + 1`` ends an accumulation window when it is a multiple of k, and only
-    then are parameters updated (module doc)."""
+    ``passes`` counts the backward passes that reached the model's outputs or a parameter
+    of the optimizer; pass number ``passes + 1`` ends an accumulation window when it is a
+    multiple of k, and only then are parameters updated (module doc)."""
 
     def __init__(self, model: nn.Module, optimizer: SNSM, accumulation_steps: int,
                  max_norm: float | None):
@@ -102,6 +102,8 @@ class InBackwardSteps:
         pass reaches them first, in its outermost graph task, so the end-of-pass callback
         queued there runs after the whole pass (a reentrant activation checkpoint runs its
         part as a nested backward pass, whose callbacks run when that part ends)."""
+        if self._in_pass and torch._C._current_graph_task_id() == -1:
+            self._abandon_window()  # the last backward pass stopped on an error not ours
         self._hook_new_parameters()
         for tensor in _tensors(output):
             if tensor.requires_grad:
@@ -128,13 +130,19 @@ class InBackwardSteps:
         try:
             self._update(param, param.grad)
         except BaseException:
-            if self._in_pass:  # raised by a hook: the engine will not run the end callback
-                self._in_pass = False
-                self.passes += 1
-            for other in self._parameters():
-                other.grad = None
+            self._abandon_window()
             raise
         param.grad = None
+
+    def _abandon_window(self) -> None:
+        """Drop every gradient of the optimizer; the next backward pass starts a window. A
+        pass that stopped on an error never runs its end callback: it is counted here."""
+        if self._in_pass:
+            self._in_pass = False
+            k = self.accumulation_steps
+            self.passes = (self.passes // k + 1) * k
+        for param in self._parameters():
+            param.grad = None
 
     def _ends_window(self) -> bool:
         """Whether the running backward pass is the last of its accumulation window."""

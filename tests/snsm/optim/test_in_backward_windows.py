@@ -143,3 +143,27 @@ def test_reentrant_activation_checkpointing_keeps_the_windows(info):
         return model, optimizer
 
     _assert_same(train(False), train(True))
+
+
+def test_a_backward_pass_stopped_by_another_error_abandons_its_window(info):
+    """An error raised in the backward pass by something else (here a hook of the user's)
+    skips its window: the next forward pass finds the pass unfinished and starts anew."""
+    runs = [_train(info, flag, 4, 2, nan_batches=(2,)) for flag in (False, True)]
+
+    model = _Net()
+    optimizer = info.make(list(model.weights))
+    handle = snsm.step_in_backward(model, optimizer, 2)
+    for window in range(4):
+        for batch in (2 * window, 2 * window + 1):
+            loss = model(batch)
+            if batch == 2:  # stands for an out-of-memory error in the first micro-batch
+                def fail(grad):
+                    raise RuntimeError("out of memory")
+                loss.register_hook(fail)
+            try:
+                loss.backward()
+            except RuntimeError:
+                break  # a loop skips the rest of the window
+        optimizer.zero_grad()
+    assert handle.passes == 8  # the abandoned window counts whole
+    _assert_same(runs[0], (model, optimizer))
