@@ -118,6 +118,26 @@ def test_interrupt_saves_says_how_to_resume_and_resumes_exactly(world, tmp_path,
     _assert_same_run(out, world["reference"])
 
 
+def test_a_second_signal_abandons_the_step_keeps_the_last_checkpoint_and_resumes(world,
+                                                                                  tmp_path):
+    out = tmp_path / "run"
+    process = _start(_train(world, out, "--quiet"))
+    wait_for_step(out, 7, process)
+    process.send_signal(signal.SIGINT)  # stop after this step...
+    process.send_signal(signal.SIGTERM)  # ...no: at once (a second signal, before the save)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == ("snsm: SIGTERM again: the step was abandoned; the last "
+                                       "checkpoint is kept")
+    saved = ckpt.load_checkpoint(out)["step"]
+    assert saved % 5 == 0 and 5 <= saved < STEPS  # a checkpoint of the schedule, intact
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+    result = _resume(out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    _assert_same_run(out, world["reference"])
+
+
 def test_kill_during_a_write_leaves_nothing_that_blocks_the_resume(world, tmp_path):
     out = tmp_path / "run"
     process = _start(_train(world, out, "--quiet"))
