@@ -103,7 +103,7 @@ class RunFolder:
 
     def claim(self) -> None:
         """Create and lock the folder (rank 0; the others learn the outcome), then remove
-        the temporary files a killed write left there."""
+        the temporary files and incomplete DCP folders a killed write left there."""
         error = None
         if self.parallel.is_main:
             try:
@@ -114,6 +114,7 @@ class RunFolder:
                 if not self.resumed:
                     _check_no_run(self.path)  # again, under the lock: a racing run
                 ckpt.remove_leftovers(self.path)
+                dist_checkpoint.remove_unnamed(self.path)
             except Exception as exc:
                 error = exc
         error = self.parallel.broadcast(error)
