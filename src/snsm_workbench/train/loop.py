@@ -12,17 +12,21 @@ steps, then cosine decay to ``min_lr_ratio`` times the peak. Batches are a pure 
 (seed, step, micro-step, rank), so a resumed run sees exactly the data the uninterrupted run
 saw.
 
-Faults (each has a test in ``tests/test_faults.py``):
+Faults (each has a test in ``tests/snsm_workbench/train/test_faults*.py``):
 
 * the run folder is locked (``.lock``, rank 0): a second process on it is refused at once;
+  a non-empty folder that is not a run of ours is refused before anything is written;
 * a checkpoint is written only for parameters known good: no non-finite loss in a row and a
   finite loss on the next batch, so the checkpoint kept after ``max_bad_steps`` is good;
 * SIGINT / SIGTERM: the current step finishes, the run is saved, the log says how to resume,
   and :class:`~snsm_workbench.util.errors.Interrupted` carries the exit code (130 / 143); a second
   signal abandons the step (the last checkpoint is kept);
-* a resume is refused when the data's content changed (its fingerprint) or a setting that
-  cannot change differs (:func:`snsm_workbench.train.resume.resume_config`); temporary files
-  left by a killed write are removed when the next run on the folder starts.
+* a resume is refused when the data's content changed (its fingerprint), a setting that
+  cannot change differs (:func:`snsm_workbench.train.resume.resume_config`) or ``config.json``
+  was edited; temporary files and incomplete DCP folders left by a killed write are removed
+  when the next run on the folder starts;
+* a run that fails before it begins (bad data) removes the folder it created; running out of
+  memory is one line naming what to lower (:mod:`snsm_workbench.train.out_of_memory`).
 """
 
 from __future__ import annotations

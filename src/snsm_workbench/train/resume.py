@@ -8,7 +8,9 @@ becomes the one a run planned for the new total has at step s), ``eval_every``,
 with :class:`~snsm_workbench.util.errors.ConflictError` naming the flag, the value given and the
 saved one (:func:`resume_config`). Derived settings compare as resolved
 (:mod:`snsm_workbench.train.run_config`): ``--lr`` equal to the optimizer's harness lr is no
-change.
+change. From Python, every field given explicitly counts, equal to its default or not
+(:func:`resume_changes`). A ``config.json`` edited by hand since the checkpoint (a setting
+that cannot change differs from the checkpoint's) is refused (:func:`check_record_unedited`).
 """
 
 from __future__ import annotations

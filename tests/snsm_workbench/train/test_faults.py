@@ -2,7 +2,7 @@
 fill the disk, corrupt, race, diverge; each fault has one outcome a user can rely on.
 
 All runs use the tiny preset at seq 32, batch 4, vocab 300 on the small synthetic corpus
-(``tests/train/conftest.py``); one uninterrupted run is the reference for exactness.
+(``tests/snsm_workbench/train/conftest.py``); one uninterrupted run is the reference for exactness.
 """
 
 from __future__ import annotations
