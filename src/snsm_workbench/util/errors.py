@@ -2,8 +2,9 @@
 
 * ``ConflictError``  the request conflicts with what is on disk: a run folder held by another
   process or already holding a run, a resume that would change the saved run or its data.
-* ``TrainingError``  training cannot go on (for example: non-finite losses in a row);
-  ``OutOfMemory``, one of them, says what ran out of memory and what to lower.
+* ``TrainingError``  training cannot go on (for example: non-finite losses in a row).
+* ``OutOfMemory``    the settings ask for more memory than there is; the message says what
+  ran out and what to lower (a ValueError: a setting to change, not a diverged run).
 * ``Interrupted``    a run stopped on SIGINT or SIGTERM (after saving); ``exit_code`` is
   ``128 + signal number``, the shell's convention (130, 143).
 """
@@ -21,8 +22,9 @@ class TrainingError(RuntimeError):
     """Training cannot go on (for example: non-finite losses in a row)."""
 
 
-class OutOfMemory(TrainingError):
-    """A step or measurement did not fit in memory; the message names what to lower."""
+class OutOfMemory(ValueError):
+    """A step or measurement did not fit in memory; the message names what to lower. Not a
+    TrainingError, which callers such as the bench record as a diverged run."""
 
 
 class Interrupted(KeyboardInterrupt):

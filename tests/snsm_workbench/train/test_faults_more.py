@@ -155,7 +155,7 @@ def test_a_failed_start_in_a_folder_that_was_there_keeps_the_folder(world, tmp_p
 def test_a_batch_too_large_for_memory_is_one_line_naming_what_to_lower(world, tmp_path):
     result = _run(_train(world, tmp_path / "run", "--quiet", "--batch-size", str(10**12),
                          steps=2))
-    assert result.returncode == 1
+    assert result.returncode == 2
     line = _error_line(result.stderr)
     assert line.startswith(f"snsm: error: out of memory at step 1 (tiny, batch {10**12} x 32 "
                            f"tokens, on cpu) (")
@@ -163,11 +163,13 @@ def test_a_batch_too_large_for_memory_is_one_line_naming_what_to_lower(world, tm
                          "--seq-len or the --preset, or use --pure-bf16 / --state-precision 8bit")
 
 
-def test_out_of_memory_in_a_step_is_one_line(tiny_config, monkeypatch):
+def test_out_of_memory_in_a_step_is_one_line_and_not_a_diverged_run(tiny_config, monkeypatch):
     import torch
 
     from snsm_workbench.train.loop import Trainer, train
-    from snsm_workbench.util.errors import OutOfMemory
+    from snsm_workbench.util.errors import OutOfMemory, TrainingError
+
+    assert not issubclass(OutOfMemory, TrainingError)  # the bench records those as diverged
 
     def no_memory(self):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore")
@@ -190,7 +192,7 @@ def test_memory_measure_out_of_memory_is_one_line(monkeypatch, capsys):
         raise torch.OutOfMemoryError("DefaultCPUAllocator: not enough memory")
 
     monkeypatch.setattr(step_memory, "build_model", no_memory)
-    assert main(["memory", "--measure", "--model", "tiny"]) == 1
+    assert main(["memory", "--measure", "--model", "tiny"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("snsm: error: out of memory measuring ")
     assert err.endswith("; lower --micro-batch or --seq-len, add --checkpointing, or measure a "
