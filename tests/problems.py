@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
+
+import snsm
 
 SHAPES = [(8, 6), (6, 10), (3, 4, 5), (7,), ()]
 
@@ -73,3 +76,42 @@ def descend(optimizer, params, loss_fn, steps: int) -> tuple[float, float]:
         loss_fn().backward()
         optimizer.step()
     return first, loss_fn().item()
+
+
+class TinyLM(nn.Module):
+    def __init__(self, tie: bool = False):
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.proj = nn.Linear(16, 32)
+        self.norm = nn.LayerNorm(32)
+        self.head = nn.Linear(32, 50, bias=False)
+        self.frozen = nn.Linear(4, 4)
+        self.frozen.requires_grad_(False)
+        if tie:
+            self.head = nn.Linear(16, 50, bias=False)
+            self.head.weight = self.embed.weight
+
+
+def small_model(device):
+    """Embedding, two Linears of both orientations and a norm, from a private generator."""
+    model = nn.Sequential(nn.Embedding(10, 12), nn.Linear(12, 20), nn.LayerNorm(20),
+                          nn.Linear(20, 8)).to(device)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator).mul_(0.1))
+    return model
+
+
+def train_scheduled(name, hparams, device, compile, steps: int = 4):
+    """STEPS steps on fixed random gradients, the lr changing every step (a scheduler)."""
+    model = small_model(device)
+    optimizer = snsm.create_optimizer(model, name, compile=compile, foreach=False, **hparams)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (1 + step))
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        for param in model.parameters():
+            param.grad = torch.randn(param.shape, generator=generator).to(device)
+        optimizer.step()
+        scheduler.step()
+    return model, optimizer

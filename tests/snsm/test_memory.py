@@ -5,7 +5,7 @@ import snsm
 from snsm_workbench.cli import main
 from snsm_workbench.measure.memory import memory_rows
 from snsm_workbench.measure.models import llama_skeleton
-from test_routing import TinyLM
+from problems import TinyLM
 
 
 @pytest.mark.parametrize("name", snsm.list_optimizers())

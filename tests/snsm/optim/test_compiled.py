@@ -8,10 +8,9 @@ import torch._dynamo
 from torch import nn
 
 import snsm
+from problems import small_model as make_model, train_scheduled as train
 import snsm_workbench.cli.speed
 from snsm_workbench.cli import main
-
-STEPS = 4
 
 CASES = [
     ("adamw", {"weight_decay": 0.1}),
@@ -21,31 +20,6 @@ CASES = [
     ("muon", {"ns_dtype": "float32"}),  # orthogonalized in the graph, shape scale in the table
     ("muon_snsm", {"ns_dtype": "float32", "rank": 3, "update_gap": 2, "normalize": "column"}),
 ]
-
-
-def make_model(device):
-    """Embedding, two Linears of both orientations and a norm, from a private generator."""
-    model = nn.Sequential(nn.Embedding(10, 12), nn.Linear(12, 20), nn.LayerNorm(20),
-                          nn.Linear(20, 8)).to(device)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.copy_(torch.randn(param.shape, generator=generator).mul_(0.1))
-    return model
-
-
-def train(name, hparams, device, compile):
-    """STEPS steps on fixed random gradients, the lr changing every step (a scheduler)."""
-    model = make_model(device)
-    optimizer = snsm.create_optimizer(model, name, compile=compile, foreach=False, **hparams)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (1 + step))
-    generator = torch.Generator().manual_seed(1)
-    for _ in range(STEPS):
-        for param in model.parameters():
-            param.grad = torch.randn(param.shape, generator=generator).to(device)
-        optimizer.step()
-        scheduler.step()
-    return model, optimizer
 
 
 @pytest.mark.parametrize("name,hparams", CASES, ids=lambda c: c if isinstance(c, str) else

@@ -3,21 +3,8 @@ import torch
 from torch import nn
 
 import snsm
+from problems import TinyLM
 from snsm.optim.routing import check_exact_cover
-
-
-class TinyLM(nn.Module):
-    def __init__(self, tie: bool = False):
-        super().__init__()
-        self.embed = nn.Embedding(50, 16)
-        self.proj = nn.Linear(16, 32)
-        self.norm = nn.LayerNorm(32)
-        self.head = nn.Linear(32, 50, bias=False)
-        self.frozen = nn.Linear(4, 4)
-        self.frozen.requires_grad_(False)
-        if tie:
-            self.head = nn.Linear(16, 50, bias=False)
-            self.head.weight = self.embed.weight
 
 
 def _ids(params):

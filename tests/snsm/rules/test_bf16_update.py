@@ -6,8 +6,6 @@ every rule, momentum and accumulator."""
 from __future__ import annotations
 
 import io
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,8 +17,7 @@ from snsm_workbench.measure.models import llama_skeleton
 from snsm.optim.plan import GroupHParams
 from snsm.optim.sharding import ShardSpec
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "optim"))  # when run without tests/snsm/optim
-from test_routing import TinyLM  # noqa: E402
+from problems import TinyLM
 
 U32 = 2.0**-24  # float32 unit roundoff
 

@@ -20,7 +20,7 @@ from snsm.optim.plan import GroupHParams, state_layout
 from snsm.optim.sharding import ShardSpec
 from snsm.rules.quantize import (BLOCK, DYNAMIC_EXPONENT, dequantize, dynamic_code, quantize_,
                                  scale_shape)
-from test_routing import TinyLM
+from problems import TinyLM
 
 RHO = 2 ** (DYNAMIC_EXPONENT / 254)
 FLOAT_SLACK = 1e-6  # float32 rounding of the scale and division, relative to the bound
@@ -267,7 +267,7 @@ def test_compiled_8bit_step_equals_eager(name, hparams):
     """The compiled graph quantizes with the same ops; inductor's float32 reordering can only
     move a value across a rounding boundary at a tie, so states agree to one code step and
     the parameters to the compiled path's usual float32 tolerance."""
-    from test_compiled import train
+    from problems import train_scheduled as train
 
     hparams = {**hparams, "state_precision": "8bit"}
     eager_model, eager = train(name, hparams, "cpu", compile=False)
