@@ -4,8 +4,9 @@ as the group's own keys.
 Newton-Schulz orthogonalizes hidden matrices only; the embedding, the head, norms and biases
 step by an ordinary adaptive rule, the *auxiliary rule*, chosen with ``aux``:
 
-* ``"adamw"``: AdamW with betas (0.9, 0.95) and eps 1e-8 (what users of torch.optim.Muon
-  usually pair it with), state precision as the optimizer's ``state_precision``;
+* ``"adamw"``: AdamW with ``torch.optim.AdamW``'s betas (0.9, 0.999) and eps 1e-8 (torch's
+  Muon documentation pairs it with a plain AdamW; a group key, e.g. ``plain={"betas": (0.9,
+  0.95)}``, changes them), state precision as the optimizer's ``state_precision``;
 * ``"adamw_8bit"``: the same with 8-bit momentum and second moment (:mod:`snsm.rules.quantize`;
   1-D tensors stay full precision);
 * ``"sn_8bit"``: Subset-Norm with the heuristic partition (one second-moment value per row of
@@ -31,7 +32,7 @@ def aux_settings(aux: str, state_precision: str) -> dict:
         raise ValueError(f"aux must be one of {', '.join(map(repr, AUX_RULES))}, got {aux!r}")
     settings = dict(orthogonalize=False, nesterov=False, complement="gradient",
                     normalize="none", momentum="ema", accumulator="ema", bias_correction=True,
-                    betas=(0.9, 0.95), eps=1e-8, subset_size=1, use_snsm=False,
+                    betas=(0.9, 0.999), eps=1e-8, subset_size=1, use_snsm=False,
                     state_precision=state_precision)
     if aux == "adamw_8bit":
         settings["state_precision"] = "8bit"

@@ -103,11 +103,11 @@ def test_routing_sends_the_head_and_vectors_to_the_auxiliary_group():
     assert matrix["orthogonalize"] and matrix["nesterov"] and matrix["accumulator"] == "none"
     assert (aux["orthogonalize"], aux["nesterov"], aux["momentum"], aux["accumulator"],
             aux["betas"], aux["eps"], aux["lr"], aux["subset_size"]) == \
-        (False, False, "ema", "ema", (0.9, 0.95), 1e-8, 1e-2, 1)
+        (False, False, "ema", "ema", (0.9, 0.999), 1e-8, 1e-2, 1)
     # the AdamW auxiliary group is AdamW: equal to torch's with the same settings
     head = model.lm_head.weight
     twin = head.detach().clone().requires_grad_()
-    reference = torch.optim.AdamW([twin], lr=1e-2, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    reference = torch.optim.AdamW([twin], lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)
     for step in range(3):
         for p in model.parameters():
             p.grad = torch.full_like(p, 0.1 * (step + 1))
