@@ -27,7 +27,8 @@ from snsm_workbench.train.metrics import METRICS_NAME, MetricsLog
 from snsm_workbench.train.parallel import Parallel
 from snsm_workbench.train.record import (CONFIG_NAME, is_run_record, read_run_record,
                                          write_run_record)
-from snsm_workbench.train.resume import check_record_unedited, record_resume, resume_changes, resume_config
+from snsm_workbench.train.resume import (check_record_unedited, record_resume, resume_changes,
+                                         resume_config)
 from snsm_workbench.util.errors import ConflictError
 from snsm_workbench.util.locks import LOCK_NAME, FolderLock
 
@@ -131,7 +132,8 @@ class RunFolder:
         longer than the data allows), and remove it if this run created it and it holds
         nothing but its lock: no empty run folder is left behind."""
         try:
-            if self.created and all(p.name == LOCK_NAME for p in self.path.iterdir()):
+            held = self.lock is not None and self.lock.held  # never another process's lock
+            if held and self.created and all(p.name == LOCK_NAME for p in self.path.iterdir()):
                 (self.path / LOCK_NAME).unlink(missing_ok=True)
                 self.release()
                 self.path.rmdir()
