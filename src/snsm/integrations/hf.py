@@ -47,7 +47,7 @@ from typing import Any
 
 from torch import nn
 
-from snsm.optim.registry import get_spec
+from snsm.optim.registry import get_spec, require_module
 from snsm.optim.routing import param_groups
 
 __all__ = ["optimizer_cls_and_kwargs"]
@@ -67,6 +67,7 @@ def optimizer_cls_and_kwargs(model: nn.Module, name: str, *, plain: dict | None 
     The kwargs hold ``"params"`` (the routed groups) and ``hparams``. Unknown
     names or invalid hyperparameters raise here, not inside ``trainer.train()``.
     """
+    require_module(model, "optimizer_cls_and_kwargs")
     spec = get_spec(name)
     cls = spec.cls
     groups = param_groups(model, plain=plain, route=spec.route)

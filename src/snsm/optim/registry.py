@@ -97,6 +97,31 @@ def create_optimizer(model: nn.Module, name: str, plain: dict | None = None,
     group only (for example ``plain={"lr": 1e-3}`` for the embeddings and norms);
     ``route`` is :func:`snsm.param_groups`'s (default: the spec's, ``"hidden"`` for the
     Muon family, else ``"linear"``).
+    Raises TypeError if ``model`` is not an ``nn.Module`` (see :func:`require_module`).
     """
+    require_module(model, "create_optimizer")
     spec = get_spec(name)
     return spec.cls(param_groups(model, plain=plain, route=route or spec.route), **hparams)
+
+
+def require_module(model, caller: str) -> nn.Module:
+    """``model`` if it is an ``nn.Module``; else a TypeError naming what was passed and the way
+    to build an optimizer from a list of tensors or param groups (the classes take those)."""
+    if isinstance(model, nn.Module):
+        return model
+    raise TypeError(
+        f"{caller} routes a model: it takes an nn.Module (for example {caller}(model, "
+        f"'adamw_snsm')), got {_shown(model)}. For a list of tensors or "
+        "param groups (or model.parameters()), use an optimizer class: "
+        "snsm.AdamSNSM(params, lr=...), or snsm.get_optimizer_class(name)(params, ...); "
+        "snsm.param_groups(model) builds the routed groups")
+
+
+def _shown(value) -> str:
+    """A short description of ``value``: its type, and its text or its length."""
+    kind = type(value).__name__
+    if isinstance(value, str):
+        return f"str {value!r}"
+    if isinstance(value, (list, tuple, dict)):
+        return f"a {kind} of {len(value)} items"
+    return f"a {kind}"

@@ -123,3 +123,12 @@ def test_a_user_subclass_without_a_default_lr_still_defines():
     assert Custom.options == ("lr", "rank") and Custom.constructor_lr is None
     group = Custom([torch.nn.Parameter(torch.zeros(3, 2))], 0.5).param_groups[0]
     assert (group["lr"], group["rank"]) == (0.5, 4)
+
+
+@pytest.mark.parametrize("not_a_model", [
+    lambda m: m.parameters(), lambda m: list(m.parameters()),
+    lambda m: [{"params": list(m.parameters())}], lambda m: "adamw_snsm"])
+def test_create_optimizer_names_what_it_got_when_not_given_a_module(not_a_model):
+    model = torch.nn.Linear(4, 4)
+    with pytest.raises(TypeError, match=r"takes an nn\.Module.*got (a|str) .*optimizer class"):
+        snsm.create_optimizer(not_a_model(model), "adamw_snsm")
