@@ -34,7 +34,8 @@ norms and biases in a plain group (``use_snsm=False``). Consequently:
 
 Checkpoints need nothing special: the optimizer state holds tensors only, so
 the Trainer's ``optimizer.pt`` loads with ``weights_only=True`` and a resumed
-run continues bit for bit (tested in ``tests/integrations/test_hf.py``).
+run continues bit for bit, with gradient accumulation too
+(tested in ``tests/snsm/integrations/test_hf.py``).
 
 The alternative without the Trainer's hook: ``Trainer(optimizers=(opt, None))``
 with ``opt = snsm.create_optimizer(model, name, ...)`` built after the model

@@ -1,4 +1,5 @@
-"""transformers.Trainer with an snsm optimizer: routing, checkpoint, exact resume."""
+"""transformers.Trainer with an snsm optimizer: routing, checkpoint, exact resume, gradient
+accumulation."""
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ STEPS, SAVE_AT, BATCH = 6, 3, 4
 class RandomTokens(torch.utils.data.Dataset):
     """Causal-LM examples of random tokens, drawn once from a private generator."""
 
-    def __init__(self, count=STEPS * BATCH, seq_len=16, vocab=64, seed=0):
+    def __init__(self, count, seq_len=16, vocab=64, seed=0):
         generator = torch.Generator().manual_seed(seed)
         self.tokens = torch.randint(0, vocab, (count, seq_len), generator=generator)
 
@@ -35,15 +36,17 @@ def tiny_llama(initial_state=None):
     return model
 
 
-def make_trainer(model, out_dir, projector):
+def make_trainer(model, out_dir, projector, accumulation=1):
     args = transformers.TrainingArguments(
         output_dir=str(out_dir), max_steps=STEPS, per_device_train_batch_size=BATCH,
+        gradient_accumulation_steps=accumulation,
         save_strategy="steps", save_steps=SAVE_AT, logging_steps=1, report_to="none",
         use_cpu=True, seed=0, dataloader_num_workers=0, disable_tqdm=True)
     hf_optimizer = optimizer_cls_and_kwargs(
         model, "adamw_snsm", lr=2e-2, weight_decay=0.01, rank=4, projector=projector,
         update_gap=2, on_refresh="project", plain={"lr": 2e-3, "weight_decay": 0.0})
-    return transformers.Trainer(model=model, args=args, train_dataset=RandomTokens(),
+    data = RandomTokens(count=STEPS * BATCH * accumulation)
+    return transformers.Trainer(model=model, args=args, train_dataset=data,
                                 optimizer_cls_and_kwargs=hf_optimizer)
 
 
@@ -61,12 +64,14 @@ def assert_states_equal(a, b):
             assert torch.equal(a[pid][key], b[pid][key]), (pid, key)
 
 
-@pytest.mark.parametrize("projector", ["uniform", "svd"])
-def test_trainer_resume_equals_uninterrupted_run(tmp_path, projector):
+@pytest.mark.parametrize("projector, accumulation", [("uniform", 1), ("svd", 1), ("svd", 2)])
+def test_trainer_resume_equals_uninterrupted_run(tmp_path, projector, accumulation):
     model = tiny_llama()
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    full = make_trainer(model, tmp_path / "full", projector)
+    full = make_trainer(model, tmp_path / "full", projector, accumulation)
     full.train()
+    # every example seen once: STEPS updates of BATCH * accumulation examples each
+    assert full.state.global_step == STEPS and full.state.epoch == pytest.approx(1.0)
     optimizer = inner(full.optimizer)
     linear = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)}
     snsm_group, plain_group = optimizer.param_groups
@@ -78,7 +83,7 @@ def test_trainer_resume_equals_uninterrupted_run(tmp_path, projector):
     checkpoint = tmp_path / "full" / f"checkpoint-{SAVE_AT}"
     assert (checkpoint / "optimizer.pt").is_file()
     resumed_model = tiny_llama(initial)
-    resumed = make_trainer(resumed_model, tmp_path / "resumed", projector)
+    resumed = make_trainer(resumed_model, tmp_path / "resumed", projector, accumulation)
     resumed.train(resume_from_checkpoint=str(checkpoint))
 
     assert resumed.state.global_step == STEPS
@@ -97,3 +102,5 @@ def test_invalid_hyperparameters_raise_at_the_helper():
         optimizer_cls_and_kwargs(model, "adam_nope")
     with pytest.raises(TypeError):
         optimizer_cls_and_kwargs(model, "adamw", rank=4)
+    with pytest.raises(TypeError, match=r"takes an nn\.Module.*got a generator"):
+        optimizer_cls_and_kwargs(model.parameters(), "adamw_snsm")
