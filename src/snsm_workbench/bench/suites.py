@@ -6,7 +6,7 @@ turns one into a :class:`Suite`. Keys: ``preset``, ``steps``, ``seeds``, ``tune`
 ``tune_steps``, ``batch_size``, ``eval_every``, ``eval_batches``, ``device``, ``bf16``,
 optional ``finetune`` ({``pretrain_steps``, ``corpus``}), ``contenders`` (ours: ``label``,
 ``optimizer``, ``lr``, ``grid``, optional ``optimizer_args``, ``plain_lr``, ``route``,
-``seeds``), optional ``lr_from`` ({ablation: the contender whose tuned lr it takes}) and
+``seeds``, ``weights``: ``"bf16"`` for pure-bf16 weights), optional ``lr_from`` ({ablation: the contender whose tuned lr it takes}) and
 ``peers`` ({``names``: adapters at their authors' lr and grid, ``seeds``: null for the
 suite's}). The ``standard`` suite has its own schema (:mod:`snsm_workbench.bench.stage_plan`).
 
@@ -64,14 +64,15 @@ _SETTINGS = {"preset": "str", "steps": "int", "seeds": "int", "tune": "bool",
              "eval_batches": "int", "device": "str", "bf16": "bool"}
 _CONTENDER = {"label": "str", "optimizer": "str", "lr": "number", "grid": "list"}
 _CONTENDER_OPTIONAL = {"optimizer_args": "dict", "plain_lr": "number|str|null", "route": "str",
-                       "seeds": "int|null"}
+                       "seeds": "int|null", "weights": "str"}
 
 
 def _contender(obj: dict, where: str) -> Contender:
     check_keys(obj, where, _CONTENDER, _CONTENDER_OPTIONAL)
     return Contender(obj["label"], obj["optimizer"], False, float(obj["lr"]),
                      numbers(obj["grid"], f"{where}.grid"), dict(obj.get("optimizer_args", {})),
-                     obj.get("plain_lr"), obj.get("route", "linear"), obj.get("seeds"))
+                     obj.get("plain_lr"), obj.get("route", "linear"), obj.get("seeds"),
+                     weights=obj.get("weights", "fp32"))
 
 
 def _peers(obj: dict, where: str) -> tuple[Contender, ...]:

@@ -1,4 +1,4 @@
-"""``snsm train`` (one run of the harness) and ``snsm demo`` (AdamW, AdamSN, AdamSNSM)."""
+"""``snsm train`` (one run of the harness) and ``snsm demo`` (the standard record's tuned optimizers)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 
 from snsm_workbench.cli.args import positive_int
 from snsm_workbench.cli.train_flags import add_lean_arguments, add_train_arguments, config_from_args
-from snsm_workbench.train.config import TrainConfig, check_paths, validate
+from snsm_workbench.train.config import check_paths, validate
 from snsm_workbench.util.tables import text_table
 
 EVALUATION_COLUMNS = [("step", "step"), ("tokens", "tokens"), ("train loss", "train_loss"),
@@ -22,25 +22,27 @@ def add_parser(subparsers) -> None:
     add_lean_arguments(train)
     train.set_defaults(run=run_train)
 
-    demo = subparsers.add_parser("demo", help="adamw vs adamw_sn vs adamw_snsm on the tiny LLaMA")
-    demo.add_argument("--steps", type=positive_int, default=300,
-                      help="optimizer steps of each run (default 300)")
-    demo.add_argument("--eval-every", type=positive_int, default=25,
-                      help="steps between evaluations (default 25)")
+    demo = subparsers.add_parser(
+        "demo", help="adamw, adamw_snsm (tuned and lean) and muon at the standard record's "
+                     "tuned lrs on the tiny LLaMA (minutes on a CPU)")
+    demo.add_argument("--steps", type=positive_int, default=None,
+                      help="optimizer steps of each run (default: benchmarks/suites/demo.json's)")
+    demo.add_argument("--eval-every", type=positive_int, default=None,
+                      help="steps between evaluations (default: benchmarks/suites/demo.json's)")
     demo.add_argument("--seed", type=int, default=0,
                       help="seed of the model init and batches (default 0)")
     demo.add_argument("--out", default="runs/demo",
-                      help="folder of the three runs and demo.png (default runs/demo)")
+                      help="folder of the runs, demo.png and table.md (default runs/demo)")
     demo.add_argument("--cache-dir", default=None,
                       help="token cache folder (default: $SNSM_CACHE or ~/.cache/snsm)")
     demo.add_argument("--data", default=None,
                       help="local text file or folder (default: Shakespeare)")
     demo.add_argument("--vocab-size", type=positive_int, default=None,
-                      help="BPE vocabulary size (default 8192)")
+                      help="BPE vocabulary size (default: the standard suite's)")
     demo.add_argument("--seq-len", type=positive_int, default=None,
-                      help="sequence length (default: the preset's)")
+                      help="sequence length (default: the standard suite's)")
     demo.add_argument("--batch-size", type=positive_int, default=None,
-                      help="batch size (default 16)")
+                      help="batch size (default: the demo suite's)")
     demo.add_argument("--quiet", action="store_true",
                       help="no progress bar (there is none when stderr is not a terminal)")
     demo.set_defaults(run=run_demo)
@@ -64,17 +66,16 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from snsm_workbench.bench.demo import demo_config, demo_report
     from snsm_workbench.bench.demo import run_demo as demo
-    from snsm_workbench.bench.table_report import format_table
 
     given = {key: value for key in ("cache_dir", "data", "vocab_size", "seq_len", "batch_size")
              if (value := getattr(args, key)) is not None}
-    base = validate(TrainConfig(preset="tiny", steps=args.steps, eval_every=args.eval_every,
-                                save_every=100, seed=args.seed, quiet=args.quiet, **given))
+    base = validate(demo_config(args.steps, args.eval_every, args.seed, args.quiet, **given))
     check_paths(dataclasses.replace(base, out=args.out))
     rows = demo(args.out, base)
     data = args.data or "Shakespeare"
-    print(f"tiny LLaMA on {data}, {args.steps} steps, batch {base.batch_size}, "
-          f"seed {args.seed} (curves: {args.out}/demo.png)")
-    print(format_table(rows))
+    print(f"tiny LLaMA on {data}, {base.steps} steps, batch {base.batch_size}, "
+          f"seed {args.seed} (figure: {args.out}/demo.png)")
+    print(demo_report(rows))
     return 0

@@ -1,29 +1,108 @@
-"""``snsm demo``: three harness runs summarized by the bench's summary and table."""
+"""``snsm demo``: the standard record's tuned optimizers, summarized in a narrow table."""
 
 import json
 import math
+import re
+
+import pytest
 
 from bench_helpers import write_corpus
-from snsm_workbench.bench.demo import run_demo
-from snsm_workbench.train.config import TrainConfig
+from snsm_workbench.bench import demo
+from snsm_workbench.bench.suite_files import load_suite_file
+from snsm_workbench.bench.suites import get_suite
 
 
-def test_demo_trains_three_optimizers_and_reuses_finished_runs(tmp_path):
-    base = TrainConfig(preset="tiny", steps=6, batch_size=4, seq_len=32, vocab_size=300,
-                       eval_every=3, eval_batches=2, save_every=3, quiet=True,
-                       data=str(write_corpus(tmp_path / "corpus")),
-                       cache_dir=str(tmp_path / "cache"), optimizer_args={"rank": 8})
-    rows = run_demo(tmp_path / "demo", base)
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The demo's code path in seconds: a few steps of small runs, then a rerun."""
+    tmp = tmp_path_factory.mktemp("demo")
+    base = demo.demo_config(steps=6, eval_every=3, quiet=True, batch_size=4, seq_len=32,
+                            vocab_size=300, eval_batches=2,
+                            data=str(write_corpus(tmp / "corpus")),
+                            cache_dir=str(tmp / "cache"), optimizer_args={"rank": 8})
+    rows = demo.run_demo(tmp / "demo", base)
+    saved = json.loads((tmp / "demo" / "results.json").read_text())["rows"]
+    again = demo.run_demo(tmp / "demo", base)  # finished runs are reused, not retrained
+    return tmp / "demo", rows, saved, again
+
+
+def test_demo_trains_the_suite_and_writes_its_record(smoke):
+    out, rows, _, _ = smoke
     by = {row["optimizer"]: row for row in rows}
-    assert list(by) == ["adamw", "adamw_sn", "adamw_snsm"]
-    assert by["adamw"]["steps_ratio_vs_adamw"] == 1.0 and by["adamw"]["lr"] == 3e-3
-    assert by["adamw_snsm"]["state_bytes"] < by["adamw_sn"]["state_bytes"] < \
-        by["adamw"]["state_bytes"]
+    assert list(by) == ["adamw", "adamw_snsm", "adamw_snsm_lean", "muon"]
+    assert by["adamw"]["steps_ratio_vs_adamw"] == 1.0
+    assert by["adamw_snsm_lean"]["state_bytes"] < by["adamw_snsm"]["state_bytes"] < \
+        by["muon"]["state_bytes"] < by["adamw"]["state_bytes"]
+    # pure-bf16 weights: half the weights' and gradients' bytes
+    assert by["adamw_snsm_lean"]["memory"]["weights"] * 2 == by["adamw"]["memory"]["weights"]
+    assert by["adamw"]["total_pct_of_adamw"] == 100.0
+    assert by["adamw_snsm_lean"]["total_pct_of_adamw"] < by["adamw_snsm"]["total_pct_of_adamw"]
+    config = json.loads((out / "adamw_snsm_lean" / "config.json").read_text())["config"]
+    assert config["weights"] == "bf16" and config["optimizer_args"]["state_precision"] == "8bit"
+    assert json.loads((out / "muon" / "config.json").read_text())["config"]["plain_lr"] == 0.01
     for row in rows:
         assert math.isfinite(row["final_val_loss"]) and row["median_opt_step_ms"] > 0
     for name in ("table.md", "demo.png", "results.json"):
-        assert (tmp_path / "demo" / name).is_file()
-    assert "| adamw_snsm | 0.03 |" in (tmp_path / "demo" / "table.md").read_text()
-    saved = json.loads((tmp_path / "demo" / "results.json").read_text())["rows"]
-    again = run_demo(tmp_path / "demo", base)  # finished runs are reused, not retrained
-    assert [r["final_val_loss"] for r in again] == [r["final_val_loss"] for r in saved]
+        assert (out / name).is_file()
+    assert "| adamw_snsm_lean | 0.02/0.04 |" in (out / "table.md").read_text()
+
+
+def test_a_rerun_keeps_the_losses_and_the_step_timings(smoke):
+    _, _, saved, again = smoke
+    kept = ("final_val_loss", "state_bytes", "median_step_s", "median_opt_step_ms")
+    assert [{k: r[k] for k in kept} for r in again] == [{k: r[k] for k in kept} for r in saved]
+    assert all(r["median_opt_step_ms"] is not None for r in again)
+
+
+def test_the_table_is_narrow_with_distinct_column_names(smoke):
+    _, rows, _, _ = smoke
+    titles = [title for title, _ in demo.COLUMNS]
+    assert len(set(titles)) == len(titles)
+    for markdown in (False, True):
+        report = demo.demo_report(rows, markdown=markdown)
+        table = report.split("\n\n")[0].splitlines()
+        assert len(table) == len(rows) + 2 and max(map(len, table)) <= 100, table
+    assert max(map(len, demo.demo_report(rows).splitlines())) <= 100
+
+
+def test_the_demo_lrs_are_the_standard_records_tuned_ones():
+    tuned = demo.record_lrs(demo.load_record())
+    suite = get_suite("demo")
+    assert {c.label: (c.lr, c.plain_lr) for c in suite.contenders} == tuned
+    assert tuned["adamw"] != (0.003, None)  # not the old paper-style lr
+    assert demo.demo_config().vocab_size == load_suite_file("standard")["settings"]["vocab_size"]
+
+
+def test_the_lean_and_muon_contenders_are_the_records_settings():
+    standard = load_suite_file("standard")
+    lean = next(level for level in standard["lean"]
+                if level["label"] == "adamw_snsm_8bit_pure_bf16")
+    by = {c.label: c for c in get_suite("demo").contenders}
+    snsm = next(c for c in standard["headline"] if c["label"] == "adamw_snsm")
+    assert by["adamw_snsm"].optimizer_args == snsm["optimizer_args"]
+    assert by["adamw_snsm_lean"].weights == lean["weights"] == "bf16"
+    assert by["adamw_snsm_lean"].optimizer_args == {**snsm["optimizer_args"],
+                                                    **lean["optimizer_args"],
+                                                    "bf16_update": "stochastic"}
+    assert by["muon"].optimizer == "muon" and by["muon"].route == "hidden"
+    assert by["muon"].optimizer_args == {"shape_scale": "match_rms_adamw"}
+
+
+def _headline_row(report: str, label: str) -> list[str]:
+    line = next(line for line in report.splitlines() if line.startswith(f"| {label} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_the_records_sentence_agrees_with_the_record():
+    record = demo.load_record()
+    sentence = demo.record_sentence(record)
+    report = (demo.STANDARD_RECORD / "report.md").read_text()
+    assert "benchmarks/records/2026-11-29-standard/report.md" in sentence
+    for label in ("adamw_sn", "adamw_snsm"):
+        assert _headline_row(report, label)[-1] == "level"
+        assert f"{_headline_row(report, label)[-2]}%" in sentence  # state % of AdamW
+    muon = _headline_row(report, "muon")
+    assert muon[-1] == "clearly fewer steps" and f"{muon[-2]}%" in sentence
+    low, high = map(float, re.search(r"\[([-+.\d]+), ([-+.\d]+)\]", muon[4]).groups())
+    assert low < high < 0  # clearly lower loss
+    assert "level with tuned AdamW" in sentence and "clearly better" in sentence
