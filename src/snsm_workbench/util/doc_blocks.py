@@ -1,15 +1,22 @@
-"""Tables in README.md and docs/ that report a record, copied from the record's generated report.
+"""Tables in README.md and docs/ that report a record, copied from the record's files.
 
 A block in a Markdown page reads::
 
-    <!-- from: benchmarks/records/NAME/report.md#Heading text -->
+    <!-- from: benchmarks/records/NAME/FILE#Heading text -->
     ...generated...
     <!-- end -->
 
-and holds the first table under that heading of the report (which the bench writes from the
-record's runs), so no number of the block is typed by hand. ``python -m
-snsm_workbench.util.doc_blocks`` rewrites every block; ``--check`` lists the stale ones and exits
-1 (a test runs it).
+and holds, by the source's kind:
+
+* ``FILE.md#Heading``: the first Markdown table under that heading (any level) of a Markdown
+  file of the record (a report the bench writes from the record's runs); ``FILE.md`` alone: its
+  first table (a ``table.md``);
+* ``FILE#$ command``: in a text output made of ``$ command`` lines each followed by that
+  command's output, the output of that command, in a fenced block;
+* ``FILE`` alone: the whole text file, in a fenced block;
+
+so no number of the block is typed by hand. ``python -m snsm_workbench.util.doc_blocks`` rewrites
+every block; ``--check`` lists the stale ones and exits 1 (a test runs it).
 """
 
 from __future__ import annotations
@@ -19,21 +26,22 @@ import re
 import sys
 from pathlib import Path
 
-BLOCK = re.compile(r"(<!-- from: (?P<source>[^#\s]+)#(?P<heading>[^>]+?) -->\n)(?P<body>.*?)"
+BLOCK = re.compile(r"(<!-- from: (?P<source>[^#\s]+)(?:#(?P<heading>[^>]+?))? -->\n)(?P<body>.*?)"
                    r"(<!-- end -->)", re.DOTALL)
+COMMAND = "$ "
 PAGES = ("README.md", "docs/*.md", "benchmarks/README.md")
 
 
-def section_table(report: Path, heading: str) -> str:
-    """The first Markdown table under ``heading`` (any level) in ``report``; ValueError naming the
-    file and heading when there is none."""
+def section_table(report: Path, heading: str | None) -> str:
+    """The first Markdown table under ``heading`` (any level; None: from the top) in ``report``;
+    ValueError naming the file and heading when there is none."""
     lines = report.read_text().splitlines()
     titles = [i for i, line in enumerate(lines)
               if line.startswith("#") and line.lstrip("#").strip() == heading]
-    if not titles:
+    if heading is not None and not titles:
         raise ValueError(f"{report}: no heading {heading!r}")
     table, started = [], False
-    for line in lines[titles[0] + 1:]:
+    for line in lines[titles[0] + 1 if titles else 0:]:
         if line.startswith("|"):
             table.append(line)
             started = True
@@ -44,10 +52,43 @@ def section_table(report: Path, heading: str) -> str:
     return "\n".join(table) + "\n"
 
 
+def command_output(output: Path, command: str) -> str:
+    """The lines after the line ``command`` (which starts with ``$ ``) of ``output``, up to the
+    next command line, trailing blank lines dropped; ValueError naming the file when absent."""
+    lines = output.read_text().splitlines()
+    if command not in lines:
+        raise ValueError(f"{output}: no line {command!r}")
+    body = []
+    for line in lines[lines.index(command) + 1:]:
+        if line.startswith(COMMAND):
+            break
+        body.append(line)
+    return "\n".join(body).rstrip("\n") + "\n"
+
+
+def fenced(text: str) -> str:
+    return f"```\n{text.rstrip(chr(10))}\n```\n"
+
+
+def block_body(source: Path, heading: str | None) -> str:
+    """What a block copies from ``source`` (see the module docstring)."""
+    if not source.is_file():
+        raise ValueError(f"{source}: no such file")
+    if source.suffix == ".md":
+        return section_table(source, heading)
+    if heading is None:
+        return fenced(source.read_text())
+    if heading.startswith(COMMAND):
+        return fenced(command_output(source, heading))
+    raise ValueError(f"{source}: a text output's block names a '$ command' line or nothing, "
+                     f"not {heading!r}")
+
+
 def render(text: str, root: Path) -> str:
-    """``text`` with every block's body replaced by its source table."""
+    """``text`` with every block's body replaced by what its source gives."""
     def fill(match: re.Match) -> str:
-        body = section_table(root / match["source"], match["heading"].strip())
+        heading = match["heading"].strip() if match["heading"] else None
+        body = block_body(root / match["source"], heading)
         return f"{match.group(1)}{body}{match.group(5)}"
     return BLOCK.sub(fill, text)
 
