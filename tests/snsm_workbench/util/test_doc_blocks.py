@@ -1,9 +1,8 @@
-"""README and docs: tables that report a record are copied from its report; README is short and
-its Python examples run as written."""
+"""README and docs: tables that report a record are copied from its files, and README is short
+(that every code block runs: tests/snsm_workbench/test_docs_run.py)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -39,12 +38,32 @@ def test_readme_is_at_most_200_lines():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 200
 
 
-def python_blocks(page: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+def test_a_table_md_without_heading_gives_its_first_table(tmp_path):
+    (tmp_path / "table.md").write_text("| a |\n|---|\n| 1 |\n\ntext\n")
+    page = "<!-- from: table.md -->\nold\n<!-- end -->\n"
+    assert render(page, tmp_path) == "<!-- from: table.md -->\n| a |\n|---|\n| 1 |\n<!-- end -->\n"
 
 
-@pytest.mark.parametrize("index", range(len(python_blocks(ROOT / "README.md"))))
-def test_readme_python_runs_as_written(index):
-    code = python_blocks(ROOT / "README.md")[index]
-    assert "..." not in code, "a runnable block holds a placeholder"
-    exec(compile(code, f"README.md python block {index}", "exec"), {})
+def test_a_command_section_of_a_text_output_is_fenced(tmp_path):
+    (tmp_path / "output.txt").write_text("$ snsm a --x 1\nA\n  B\n\n$ snsm b\nC\n")
+    page = "<!-- from: output.txt#$ snsm a --x 1 -->\n<!-- end -->"
+    assert render(page, tmp_path) == (
+        "<!-- from: output.txt#$ snsm a --x 1 -->\n```\nA\n  B\n```\n<!-- end -->")
+    last = "<!-- from: output.txt#$ snsm b -->\n<!-- end -->"
+    assert "```\nC\n```\n" in render(last, tmp_path)
+    with pytest.raises(ValueError, match="output.txt: no line '\\$ snsm c'"):
+        render("<!-- from: output.txt#$ snsm c -->\n<!-- end -->", tmp_path)
+
+
+def test_a_whole_text_file_is_fenced(tmp_path):
+    (tmp_path / "output.txt").write_text("x: 1.0\ny: 2.0\n")
+    page = "<!-- from: output.txt -->\nstale\n<!-- end -->"
+    assert render(page, tmp_path) == "<!-- from: output.txt -->\n```\nx: 1.0\ny: 2.0\n```\n<!-- end -->"
+
+
+def test_a_missing_source_or_a_heading_in_a_text_output_is_named(tmp_path):
+    with pytest.raises(ValueError, match="gone.txt: no such file"):
+        render("<!-- from: gone.txt -->\n<!-- end -->", tmp_path)
+    (tmp_path / "output.txt").write_text("x\n")
+    with pytest.raises(ValueError, match="output.txt: a text output's block names"):
+        render("<!-- from: output.txt#Heading -->\n<!-- end -->", tmp_path)
