@@ -44,6 +44,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     speed.add_argument("--peers", default="",
                        help="comma-separated peers of snsm bench to time too (those whose "
                             "package is missing, or that fail on the device, are left out)")
+    speed.add_argument("--against", default="",
+                       help="comma-separated peers of snsm bench timed in every round beside "
+                            "AdamW (e.g. muon: torch.optim.Muon); each row gets its time and "
+                            "a ratio vs that peer, interleaved under the same load")
     speed.add_argument("--json", action="store_true", help="print the rows as JSON")
     speed.set_defaults(run=run)
     return speed
@@ -58,11 +62,14 @@ def run(args: argparse.Namespace) -> int:
     for name in projectors:
         check_choice("--projectors name", name, list(PROJECTORS))
     device = speed_device(args.device)  # one line without CUDA, before any model is built
-    extra = _peer_builders(args.peers)
+    extra, against = _peer_builders(args.peers), _peer_builders(args.against)
     kwargs = dict(optimizers=optimizers, repeats=args.repeats, update_gap=args.update_gap,
-                  projectors=projectors, device=device, extra=extra)
+                  projectors=projectors, device=device, extra=extra, against=against)
     rows = measure_speed(args.model, compile=False, **kwargs)
-    columns = COLUMNS + (FUSED_COLUMNS if device.type == "cuda" else [])
+    columns = COLUMNS + (FUSED_COLUMNS if device.type == "cuda" else []) + [
+        column for name in against for column in (
+            (f"{name} (peer) ms", f"peer_{name}_ms"),
+            (f"ratio vs {name}", f"ratio_vs_peer_{name}"))]
     if args.compile:
         compiled = {(row["optimizer"], row["projector"]): row
                     for row in measure_speed(args.model, compile=True, **kwargs)}
@@ -75,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
                  if device.type == "cuda" else f"fp32, {torch.get_num_threads()} threads")
         print(f"{args.model}: optimizer step time against torch.optim.AdamW(foreach=True)"
               + (" and AdamW(fused=True)" if device.type == "cuda" else "")
+              + "".join(f" and peer {name}" for name in against)
               + f", {where}, median of {args.repeats}, "
               f"amortized over update_gap={args.update_gap}"
               + ("; compiled: compile=True against torch.compile(AdamW.step)"

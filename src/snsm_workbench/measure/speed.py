@@ -18,7 +18,10 @@ On CUDA (``device="cuda"``) the skeleton and its gradients are drawn on the GPU 
 generator there), each step is timed with CUDA events (:func:`snsm_workbench.measure.timing.event_ms`),
 and a second baseline joins the rounds: ``torch.optim.AdamW(fused=True)`` (one kernel per
 step; ``fused_adamw_ms``, ``ratio_vs_fused_adamw``). ``extra`` adds rows for other
-optimizers (the peers' adapters of ``snsm bench``), timed like the rest.
+optimizers (the peers' adapters of ``snsm bench``), timed like the rest. ``against`` adds
+baselines to every round (a peer's adapter, e.g. ``torch.optim.Muon``'s, keyed ``peer_muon``:
+``peer_muon_ms``, ``ratio_vs_peer_muon``), so a row and that peer are timed side by side,
+interleaved, under the same load.
 """
 
 from __future__ import annotations
@@ -220,7 +223,8 @@ def measure_speed(model: str | nn.Module, optimizers: list[str] | None = None, r
                   update_gap: int = 200, compile: bool = False,
                   projectors: tuple[str, ...] = ("svd", "rsvd", "uniform"),
                   device: str | torch.device = "cpu",
-                  extra: dict[str, Callable[[nn.Module], torch.optim.Optimizer]] | None = None
+                  extra: dict[str, Callable[[nn.Module], torch.optim.Optimizer]] | None = None,
+                  against: dict[str, Callable[[nn.Module], torch.optim.Optimizer]] | None = None
                   ) -> list[dict]:
     """Time each optimizer's step against ``torch.optim.AdamW(foreach=True)`` (and, on CUDA,
     ``AdamW(fused=True)``).
@@ -245,6 +249,9 @@ def measure_speed(model: str | nn.Module, optimizers: list[str] | None = None, r
             the fused AdamW baseline in every round.
         extra: more rows, ``name -> build(module) -> optimizer`` (no projector; a peer's
             adapter, say); one that fails to build or step is left out with a warning.
+        against: more baselines, ``name -> build(module) -> optimizer``, each stepped in
+            every round beside AdamW (``peer_<name>_ms``, ``ratio_vs_peer_<name>``: the row's
+            amortized time over the peer's median); one that fails to build raises.
 
     Returns:
         One dict per (optimizer, projector) with ``optimizer``, ``projector`` (``"-"``
@@ -279,6 +286,7 @@ def measure_speed(model: str | nn.Module, optimizers: list[str] | None = None, r
     try:
         _assign_gradients(params, generator)
         baselines = _baselines(params, compile, cuda)
+        baselines.update(_peer_baselines(module, against or {}, compile))
         rows = []
         for name in names:
             for projector in (projectors if get_spec(name).takes_projector else (None,)):
@@ -312,6 +320,19 @@ def _baselines(params: list[Tensor], compile: bool, cuda: bool) -> dict[str, Cal
         for _ in range(_BASELINE_WARM_UP - 1):
             step()  # the first steps of a fresh process are slow (allocator, caches)
     return baselines
+
+
+def _peer_baselines(module: nn.Module, against: dict[str, Callable], compile: bool
+                    ) -> dict[str, Callable]:
+    """``{"peer_<name>": step}``, each built on ``module`` and warmed up like AdamW."""
+    steps = {}
+    for name, build in against.items():
+        step = _stepper(build(module), compile)
+        _warm_up(step, f"peer {name}", compile)
+        for _ in range(_BASELINE_WARM_UP - 1):
+            step()
+        steps[f"peer_{name}"] = step
+    return steps
 
 
 def _release(cuda: bool) -> None:

@@ -151,3 +151,48 @@ def test_cli_speed_on_llama_60m(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [(row["optimizer"], row["projector"]) for row in rows] == [("adamw_sn", "-")]
     assert KEYS <= set(rows[0]) and rows[0]["step_ms"] > 0 and rows[0]["adamw_ms"] > 0
+
+
+class _Counted(torch.optim.SGD):
+    """A baseline that counts its steps."""
+
+    def __init__(self, params):
+        super().__init__(params, lr=1e-3)
+        self.steps = 0
+
+    def step(self, closure=None):
+        self.steps += 1
+        return super().step(closure)
+
+
+def test_a_peer_baseline_is_stepped_in_every_round_beside_adamw():
+    built = []
+
+    def build(model):
+        built.append(_Counted(model.parameters()))
+        return built[-1]
+
+    rows = measure_speed(_tiny(), ["adamw_sn", "muon"], repeats=3, against={"counted": build})
+    assert len(built) == 1  # one baseline for every row, interleaved with each row's steps
+    assert built[0].steps == snsm_workbench.measure.speed._BASELINE_WARM_UP + 2 * 3
+    for row in rows:
+        peer, ratio = row["peer_counted_ms"], row["ratio_vs_peer_counted"]
+        assert peer > 0 and ratio > 0  # ratio = amortized / peer, up to the rounding of each
+        assert ratio * peer == pytest.approx(row["amortized_ms"],
+                                             abs=0.005 * (1 + ratio) + 0.0005 * peer + 1e-9)
+
+
+def test_cli_speed_times_ours_against_torch_muon(capsys, monkeypatch):
+    seen = {}
+
+    def fake(model, compile, against, **kwargs):  # the timing itself: the tests above
+        seen.update(against)
+        return [{"optimizer": "muon", "projector": "-", "amortized_ms": 11.0,
+                 "peer_muon_ms": 10.0, "ratio_vs_peer_muon": 1.1}]
+    monkeypatch.setattr("snsm_workbench.cli.speed.measure_speed", fake)
+    assert main(["speed", "--optimizers", "muon", "--against", "muon"]) == 0
+    out = capsys.readouterr().out
+    assert "and peer muon" in out and "muon (peer) ms" in out and "ratio vs muon" in out
+    assert out.splitlines()[-1].split()[-2:] == ["10.0", "1.1"]
+    built = seen["muon"](_tiny())  # the peer of snsm bench: torch.optim.Muon on the matrices
+    assert any(isinstance(o, torch.optim.Muon) for o in built.optimizers)
