@@ -13,6 +13,7 @@ and holds, by the source's kind:
   first table (a ``table.md``);
 * ``FILE#$ command``: in a text output made of ``$ command`` lines each followed by that
   command's output, the output of that command, in a fenced block;
+* ``FILE.csv``: the file as a Markdown table, numbers to 4 significant digits (integers whole);
 * ``FILE`` alone: the whole text file, in a fenced block;
 
 so no number of the block is typed by hand. ``python -m snsm_workbench.util.doc_blocks`` rewrites
@@ -22,6 +23,7 @@ every block; ``--check`` lists the stale ones and exits 1 (a test runs it).
 from __future__ import annotations
 
 import argparse
+import csv
 import re
 import sys
 from pathlib import Path
@@ -66,6 +68,27 @@ def command_output(output: Path, command: str) -> str:
     return "\n".join(body).rstrip("\n") + "\n"
 
 
+def csv_cell(text: str) -> str:
+    """A CSV value as the lab's tables show it: 4 significant digits, integers whole, text and
+    empty cells as they are."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if value != value or abs(value) == float("inf"):
+        return text
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
+
+
+def csv_table(path: Path) -> str:
+    """The CSV file ``path`` (a header row, then rows) as a Markdown table."""
+    with path.open(newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(csv_cell(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def fenced(text: str) -> str:
     return f"```\n{text.rstrip(chr(10))}\n```\n"
 
@@ -76,6 +99,8 @@ def block_body(source: Path, heading: str | None) -> str:
         raise ValueError(f"{source}: no such file")
     if source.suffix == ".md":
         return section_table(source, heading)
+    if source.suffix == ".csv" and heading is None:
+        return csv_table(source)
     if heading is None:
         return fenced(source.read_text())
     if heading.startswith(COMMAND):

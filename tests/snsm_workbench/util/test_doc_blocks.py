@@ -67,3 +67,10 @@ def test_a_missing_source_or_a_heading_in_a_text_output_is_named(tmp_path):
     (tmp_path / "output.txt").write_text("x\n")
     with pytest.raises(ValueError, match="output.txt: a text output's block names"):
         render("<!-- from: output.txt#Heading -->\n<!-- end -->", tmp_path)
+
+
+def test_a_csv_file_is_a_markdown_table_to_4_significant_digits(tmp_path):
+    (tmp_path / "lab.csv").write_text("name,rank,value\nsgd,,0.479188434779644\nsm,8,12304.0\n")
+    assert render("<!-- from: lab.csv -->\n<!-- end -->", tmp_path) == (
+        "<!-- from: lab.csv -->\n| name | rank | value |\n|---|---|---|\n| sgd |  | 0.4792 |\n"
+        "| sm | 8 | 12304 |\n<!-- end -->")
