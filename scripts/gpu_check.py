@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The prepared device check of the GPU path (``make gpu-check``; docs/gpu.md).
 
-Sized to finish within 8 minutes on one H200. Each part runs as a subprocess with its own
+Its parts' time limits (``BUDGET_S`` and each ``limit``) bound it. Each part runs as a subprocess with its own
 time limit; a part that fails or runs out of time is recorded and the next one runs:
 
 1. ``tests``: the device-parametrized tests on CUDA (``pytest -k cuda``), the compiled
@@ -35,8 +35,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs" / "gpu-check"  # the training runs (checkpoints stay out of the record)
-TEST_FILES = ["tests/test_contract.py", "tests/test_equivalence.py", "tests/test_projectors.py",
-              "tests/test_memory.py", "tests/test_sync_free.py", "tests/test_gpu_path.py"]
+TEST_FILES = ["tests/snsm/optim/test_contract.py", "tests/snsm/optim/test_equivalence.py",
+              "tests/snsm/projectors/test_projectors.py", "tests/snsm/test_memory.py",
+              "tests/snsm/optim/test_sync_free.py", "tests/snsm/optim/test_gpu_path.py",
+              "tests/snsm/optim/test_muon.py"]
 PEERS = "galore,apollo,adam_mini,muon,adamw8bit"
 TRAIN = ["--preset", "llama-60m", "--bf16", "--steps", "60", "--batch-size", "32",
          "--seq-len", "256", "--data", "python-stdlib", "--eval-every", "60",
@@ -64,8 +66,8 @@ def parts(out: Path) -> list[dict]:
                      argv=[*speed, "--model", "llama-60m", "--compile", "--optimizers",
                            "adamw_sn,adamw_snsm", "--projectors", "uniform"]))
     plan.append(dict(name="tests-compiled", limit=80, stdout="tests-compiled.log",
-                     argv=[*pytest, "cuda and compiled", "tests/test_compiled.py",
-                           "tests/test_sync_free.py"]))
+                     argv=[*pytest, "cuda and compiled", "tests/snsm/optim/test_compiled.py",
+                           "tests/snsm/optim/test_sync_free.py"]))
     # The suite alone is sized for 8 minutes: here its code path at 100 steps.
     plan.append(dict(name="bench-gpu", limit=60, stdout="bench-gpu.log", needs_gpu_suite=True,
                      argv=[*snsm, "bench", "--suite", "gpu", "--steps", "100", "--data",
