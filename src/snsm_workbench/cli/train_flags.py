@@ -22,6 +22,7 @@ from snsm_workbench.train.config import (CLIP_RULES, DEVICE_CHOICES, LEAN_OPTION
                                          config_from_dict, field_types, load_config_file,
                                          typed_settings)
 from snsm_workbench.train.resume import resume_config
+from snsm_workbench.train.schedule import EXTEND_MODES
 
 # --state-precision's values and the optimizers' state_precision each stands for
 STATE_PRECISION_FLAGS = {"fp32": "full", "32bit": "full", "full": "full", "8bit": "8bit"}
@@ -30,8 +31,11 @@ _HELP = {
     "preset": "model preset", "optimizer": "optimizer of the registry",
     "lr": "peak learning rate (default: the optimizer's harness_lr in the registry)",
     "plain_lr": "lr of the plain group: embeddings, norms (default: lr)",
-    "steps": "optimizer steps (with --resume: a larger total extends the run, and the warmup+"
-             "cosine schedule is rebuilt for the new total from the resumed step on)",
+    "steps": "optimizer steps (with --resume: a larger total extends the run, and the "
+             "schedule as --extend-schedule says)",
+    "extend_schedule": "when --resume adds steps: continue (the cosine goes on from the current "
+                       "lr to the floor at the new last step, no jump) or rebuild (the schedule "
+                       "of a run planned for the new total: the lr jumps back up)",
     "batch_size": "sequences per micro-batch",
     "grad_accum": "micro-batches per step", "seq_len": "sequence length (default: the preset's)",
     "warmup_ratio": "linear warmup, as a fraction of the steps",
@@ -50,8 +54,8 @@ _HELP = {
     "hf_dataset": "Hugging Face dataset (streamed)", "hf_config": "config of --hf-dataset",
     "vocab_size": "BPE vocabulary size", "cache_dir": "token cache folder ($SNSM_CACHE)",
     "out": "run folder (locked while a run uses it)",
-    "resume": "run folder to resume; only --steps (larger), --eval-every, --save-every and "
-              "--quiet may differ from its saved settings",
+    "resume": "run folder to resume; only --steps (larger), --extend-schedule, --eval-every, "
+              "--save-every and --quiet may differ from its saved settings",
     "quiet": "no progress bar (there is none when stderr is not a terminal)",
     "max_bad_steps": "stop after this many non-finite losses in a row",
     "parallel": "data parallelism under torchrun: ddp or fsdp (FSDP2); batch_size is per rank",
@@ -97,7 +101,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     all_choices = {"preset": list(PRESETS), "optimizer": list_optimizers(),
                    "parallel": list(PARALLEL_CHOICES), "clip_rule": list(CLIP_RULES),
                    "device": list(DEVICE_CHOICES),
-                   "weights": list(WEIGHT_DTYPES)}
+                   "weights": list(WEIGHT_DTYPES), "extend_schedule": list(EXTEND_MODES)}
     parser.add_argument("--config", metavar="FILE", default=None,
                         help="TOML or JSON file of settings (flags override it)")
     parser.add_argument("--opt", metavar="KEY=VALUE", action="append", type=_opt_type,

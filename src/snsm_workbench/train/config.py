@@ -30,6 +30,7 @@ from snsm.optim.hyperparameters import check_hyperparameters
 from snsm.optim.registry import get_spec, list_optimizers
 from snsm_workbench.train.corpora import TEXT_SUFFIXES
 from snsm_workbench.train.parallel import DEVICES
+from snsm_workbench.train.schedule import EXTEND_MODES
 from snsm.checks import check_choice, check_int, check_nonnegative
 from snsm_workbench.util.paths import check_not_special, check_writable_folder
 
@@ -65,6 +66,7 @@ class TrainConfig:
     seq_len: int | None = None
     warmup_ratio: float = 0.1
     min_lr_ratio: float = 0.1
+    extend_schedule: str = "continue"  # a resume with more steps: continue or rebuild (schedule)
     grad_clip: float = 1.0
     clip_rule: str = "global"
     weight_decay: float = 0.0
@@ -206,6 +208,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     check_choice("device", c.device, DEVICE_CHOICES)
     check_choice("clip_rule", c.clip_rule, CLIP_RULES)
     check_choice("weights", c.weights, WEIGHT_DTYPES)
+    check_choice("extend_schedule", c.extend_schedule, EXTEND_MODES)
     for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches",
                  "save_every", "max_bad_steps"):
         check_int(name, getattr(c, name))

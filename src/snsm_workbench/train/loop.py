@@ -7,10 +7,10 @@ The run folder (:mod:`snsm_workbench.train.run_folder`): ``config.json`` (the ru
 :mod:`snsm_workbench.train.metering`'s. ``parallel="ddp"|"fsdp"`` runs under torchrun
 (:mod:`snsm_workbench.train.parallel`).
 
-Schedule (:mod:`snsm_workbench.train.schedule`): linear warmup over ``warmup_ratio * steps``
-steps, then cosine decay to ``min_lr_ratio`` times the peak. Batches are a pure function of
-(seed, step, micro-step, rank), so a resumed run sees exactly the data the uninterrupted run
-saw.
+Schedule (:mod:`snsm_workbench.train.schedule`): linear warmup, cosine decay to ``min_lr_ratio``
+times the peak; ``extend_schedule`` says how a resume with more steps extends it. Batches are a
+pure function of (seed, step, micro-step, rank), so a resumed run sees exactly the data the
+uninterrupted run saw.
 
 Faults (each has a test in ``tests/snsm_workbench/train/test_faults*.py``):
 
@@ -56,7 +56,7 @@ from snsm_workbench.train.progress import evaluation_line, progress_bar, show_st
 from snsm_workbench.train.record import CONFIG_NAME, new_record
 from snsm_workbench.train.run_config import RunConfig, resolve
 from snsm_workbench.train.run_folder import RunFolder, plan_run
-from snsm_workbench.train.schedule import lr_factor, rebuild_schedule, warmup_cosine
+from snsm_workbench.train.schedule import extend_schedule, lr_factor, warmup_cosine
 from snsm_workbench.train.signals import StopRequest
 from snsm_workbench.train.tokens import TokenData, eval_batches, get_batch, prepare_tokens
 from snsm_workbench.util.errors import Interrupted, TrainingError
@@ -194,8 +194,8 @@ class Trainer:
         self.step = self.saved_step = payload["step"]
         logger.info("resumed %s at step %d", self.run_dir, self.step)
         c = self.config
-        rebuild_schedule(self.scheduler, self.step, payload.get("config", {}).get("steps", c.steps),
-                         c.steps, c.warmup_ratio, c.min_lr_ratio)
+        extend_schedule(self.scheduler, self.step, payload.get("config", {}).get("steps", c.steps),
+                        c)
 
     def save(self) -> None:
         """Write the checkpoint of the current step (no check: see :meth:`checkpoint`)."""

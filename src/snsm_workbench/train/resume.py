@@ -2,9 +2,10 @@
 
 Resuming (``--resume RUN``): the run's saved settings (``RUN/config.json``) are the base.
 Only ``RESUME_CHANGEABLE`` settings may differ: ``steps`` (larger only; the warmup+cosine
-schedule is then rebuilt for the new total, from the resumed step on: the lr of step s
-becomes the one a run planned for the new total has at step s), ``eval_every``,
-``save_every`` and ``quiet``. Any other setting given with a different value is refused
+schedule is then extended as ``extend_schedule`` says: ``continue``, the default, goes on from
+the resumed step's lr to the floor at the new last step, with no jump; ``rebuild`` follows the
+schedule of a run planned for the new total: :mod:`snsm_workbench.train.schedule`),
+``extend_schedule``, ``eval_every``, ``save_every`` and ``quiet``. Any other setting given with a different value is refused
 with :class:`~snsm_workbench.util.errors.ConflictError` naming the flag, the value given and the
 saved one (:func:`resume_config`). Derived settings compare as resolved
 (:mod:`snsm_workbench.train.run_config`): ``--lr`` equal to the optimizer's harness lr is no
@@ -28,7 +29,7 @@ from snsm_workbench.train.run_config import RESOLVED_FIELDS, resolve
 from snsm_workbench.util.errors import ConflictError
 
 # Settings a resumed run may change (steps: only to a larger value).
-RESUME_CHANGEABLE = ("steps", "eval_every", "save_every", "quiet")
+RESUME_CHANGEABLE = ("steps", "extend_schedule", "eval_every", "save_every", "quiet")
 # Settings of the record that say where a run is, not what it is (free to differ).
 _PLACE = ("out", "resume", "cache_dir")
 
@@ -91,8 +92,8 @@ def resume_config(run_dir: str | os.PathLike, changes: Mapping[str, Any] | None 
     if conflicts:
         raise ConflictError(
             f"cannot resume {run_dir} with {'; '.join(conflicts)}: on resume only --steps "
-            f"(larger), --eval-every, --save-every and --quiet can change; start a new run "
-            f"with --out to change the others")
+            f"(larger), --eval-every, --save-every and --quiet can change (and "
+            f"--extend-schedule); start a new run with --out to change the others")
     changed = {k: v for k, v in values.items() if k in RESUME_CHANGEABLE}
     return validate(dataclasses.replace(saved, **changed, resume=str(run_dir),
                                         out=str(run_dir)))

@@ -119,12 +119,12 @@ def test_divergence_keeps_a_checkpoint_whose_parameters_are_good(tiny_config, ca
     resumed.close()
 
 
-def test_resume_with_more_steps_rebuilds_the_schedule(tiny_config):
+def test_resume_with_more_steps_and_rebuild_rebuilds_the_schedule(tiny_config):
     run_dir = train(tiny_config)
     leftovers = [run_dir / ".checkpoint.pt.99999.tmp", run_dir / ".metrics.jsonl.99999.tmp"]
     for path in leftovers:  # a process killed mid-write leaves these
         path.write_bytes(b"partial")
-    train(TrainConfig(resume=str(run_dir), steps=16))
+    train(TrainConfig(resume=str(run_dir), steps=16, extend_schedule="rebuild"))
     assert not any(path.exists() for path in leftovers)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
@@ -137,7 +137,8 @@ def test_resume_with_more_steps_rebuilds_the_schedule(tiny_config):
                                                              c.min_lr_ratio), rel=1e-12)
     info = json.loads((run_dir / "config.json").read_text())
     assert info["config"]["steps"] == 16
-    assert info["resumes"] == [{"step": 12, "changed": {"steps": [12, 16]}}]
+    assert info["resumes"] == [{"step": 12, "changed": {"steps": [12, 16],
+                                                        "extend_schedule": ["continue", "rebuild"]}}]
     assert ckpt.load_checkpoint(run_dir)["step"] == 16
     assert [row["step"] for row in evaluation_rows(records)] == [0, 4, 8, 12, 16]
     with pytest.raises(ConflictError, match=r"--lr 0.5 \(saved: 0.03\)"):
