@@ -4,8 +4,9 @@ gradient is complete, and the gradient is freed at once.
 The gradients of a model then never all exist at the same time: at most the
 gradients still being accumulated, plus one parameter's, are live, instead of a
 full gradient buffer the size of the weights. The update of each parameter is exactly
-the one :meth:`SNSM.step` would make (the same single-tensor math, the same step counter, projector refresh and seed), so without clipping the
-parameters and the state equal the regular step's bit for bit.
+the one :meth:`SNSM.step` would make (the same single-tensor math, the same step counter,
+projector refresh and seed), so without clipping the parameters and the state equal the
+regular step's bit for bit.
 
 * **Gradient accumulation** (``accumulation_steps=k``): backward passes are counted
   (one per ``backward()`` that reaches a parameter of the optimizer), in windows of k.
