@@ -15,7 +15,7 @@ the bench or the command line.
 * ``tokens``     byte-level BPE tokenizer + memory-mapped token cache; deterministic batches
 * ``checkpoint`` atomic save / ``weights_only`` load of model, optimizer, schedule, RNG, data position
 * ``loop``       the training loop: clipping, accumulation, eval, checkpoints, faults
-* ``schedule``   warmup + cosine lr schedule, rebuilt when a resume extends the run
+* ``schedule``   warmup + cosine lr schedule, continued (or rebuilt) when a resume extends the run
 * ``metering``   the memory fields of a step's record; ``progress`` the bar and evaluation lines
 * ``metrics``    metrics.jsonl (append-only, trimmed on resume) and the evaluation table
 * ``signals``    SIGINT / SIGTERM: finish the step and save, or abandon it

@@ -5,13 +5,13 @@ Only ``RESUME_CHANGEABLE`` settings may differ: ``steps`` (larger only; the warm
 schedule is then extended as ``extend_schedule`` says: ``continue``, the default, goes on from
 the resumed step's lr to the floor at the new last step, with no jump; ``rebuild`` follows the
 schedule of a run planned for the new total: :mod:`snsm_workbench.train.schedule`),
-``extend_schedule``, ``eval_every``, ``save_every`` and ``quiet``. Any other setting given with a different value is refused
-with :class:`~snsm_workbench.util.errors.ConflictError` naming the flag, the value given and the
-saved one (:func:`resume_config`). Derived settings compare as resolved
-(:mod:`snsm_workbench.train.run_config`): ``--lr`` equal to the optimizer's harness lr is no
-change. From Python, every field given explicitly counts, equal to its default or not
-(:func:`resume_changes`). A ``config.json`` edited by hand since the checkpoint (a setting
-that cannot change differs from the checkpoint's) is refused (:func:`check_record_unedited`).
+``extend_schedule``, ``eval_every``, ``save_every`` and ``quiet``. Any other setting given with
+a different value is refused with :class:`~snsm_workbench.util.errors.ConflictError` naming the
+flag, the value given and the saved one (:func:`resume_config`). Derived settings compare as
+resolved (:mod:`snsm_workbench.train.run_config`): ``--lr`` equal to the optimizer's harness lr
+is no change. From Python, every field given explicitly counts, equal to its default or not
+(:func:`resume_changes`). A ``config.json`` edited by hand since the checkpoint (a setting that
+cannot change differs from the checkpoint's) is refused (:func:`check_record_unedited`).
 """
 
 from __future__ import annotations
