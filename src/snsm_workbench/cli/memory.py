@@ -16,6 +16,7 @@ from snsm_workbench.measure.memory import memory_rows
 from snsm_workbench.measure.models import PRESETS, llama_skeleton
 from snsm_workbench.measure.sharded import per_gpu_rows
 from snsm_workbench.measure.total import PARTS, total_rows
+from snsm.optim.auxiliary import AUX_RULES
 from snsm.rules.bf16 import BF16_UPDATES
 
 COMMON = ("--model", "--rank", "--json")
@@ -27,7 +28,7 @@ TABLES = {  # the flag that asks for a table -> its name (no flag: the state tab
 }
 READS = {  # table -> the flags it reads, beside COMMON
     "the state table": ("--dtype", "--no-bases", "--no-peers", "--state-precision",
-                        "--bf16-update"),
+                        "--bf16-update", "--aux"),
     TABLES["--world-size"]: ("--world-size", "--dtype", "--no-bases"),
     TABLES["--total"]: ("--total", *STEP, "--world-size", "--no-bases"),
     TABLES["--measure"]: ("--measure", *STEP),
@@ -55,6 +56,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         default="stochastic",
                         help="kahan: count the bf16 compensation (2 bytes per weight) of our "
                              "optimizers' bf16_update='kahan' (with --dtype bf16)")
+    memory.add_argument("--aux", choices=AUX_RULES, default=None,
+                        help="the auxiliary rule (embedding, head, norms) of the Muon family's "
+                             "rows (default: each one's, adamw)")
     memory.add_argument("--total", action="store_true",
                         help="total training memory per GPU: weights, gradients, state and "
                              "activations, for AdamW (AMP, bf16), GaLore 8-bit and ours")
@@ -111,11 +115,13 @@ def run(args: argparse.Namespace) -> int:
         return _run_per_gpu(args)
     rows = memory_rows(args.model, DTYPES[args.dtype], args.rank, not args.no_bases,
                        peers=not args.no_peers, state_precision=args.state_precision,
-                       bf16_update=args.bf16_update)
+                       bf16_update=args.bf16_update, aux=args.aux)
     if not args.json:
         precision = "" if args.state_precision == "full" else ", 8-bit states where supported"
         if args.bf16_update == "kahan":  # with --dtype bf16 (check_flags)
             precision += ", Kahan compensation"
+        if args.aux:
+            precision += f", the Muon family's auxiliary rule {args.aux}"
         print(f"{args.model}, states in {args.dtype}{precision}, rank {args.rank}, projector "
               f"bases {_bases(args)}")
     print_rows(rows, [("optimizer", "optimizer"), ("GiB", "gib"), ("% of AdamW", "pct_of_adamw")],

@@ -60,9 +60,13 @@ def precision_hparams(name: str, state_precision: str) -> dict:
     return {}
 
 
+def rows_named(rows: list[dict]) -> set[str]:
+    return {row["optimizer"] for row in rows}
+
+
 def memory_rows(model: str, dtype: torch.dtype, rank: int, include_bases: bool,
                 peers: bool = False, state_precision: str = "full",
-                bf16_update: str = "stochastic") -> list[dict]:
+                bf16_update: str = "stochastic", aux: str | None = None) -> list[dict]:
     """Optimizer-state GiB per optimizer for a LLaMA shape, against AdamW's full-precision
     state in ``dtype``.
 
@@ -71,19 +75,24 @@ def memory_rows(model: str, dtype: torch.dtype, rank: int, include_bases: bool,
     (:mod:`snsm.rules.quantize`); the others, and the AdamW reference, stay full.
     ``bf16_update="kahan"`` adds each of ours a bf16 compensation per weight where ``dtype``
     is bf16 (:mod:`snsm.rules.bf16`); the AdamW reference keeps none.
+    ``aux`` gives each optimizer that takes it (the Muon family) that auxiliary rule
+    (:mod:`snsm.optim.auxiliary`); None: each one's default.
     """
     skeleton = llama_skeleton(model)
     rows = []
     for name in list_optimizers():
         total = estimate_state_bytes(skeleton, name, dtype=dtype, include_bases=include_bases,
                                      bf16_update=bf16_update, **rank_hparams(name, rank),
-                                     **precision_hparams(name, state_precision))
+                                     **precision_hparams(name, state_precision),
+                                     **({"aux": aux} if aux and "aux" in get_spec(name).options
+                                        else {}))
         rows.append({"optimizer": name, "bytes": total})
     if peers:
         for name in PEER_FORMULAS:
             total = peer_state_bytes(skeleton, name, dtype=dtype, rank=rank,
                                      heads=LLAMA_SHAPES[model].heads, include_bases=include_bases)
-            rows.append({"optimizer": name, "bytes": total})
+            label = f"{name} (peer)" if name in rows_named(rows) else name  # torch's muon
+            rows.append({"optimizer": label, "bytes": total})
     adamw = estimate_state_bytes(skeleton, "adamw", dtype=dtype, include_bases=include_bases)
     for row in rows:
         row["gib"] = round(row["bytes"] / GIB, 2)
