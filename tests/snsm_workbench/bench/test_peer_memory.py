@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+import snsm
+
 from snsm_workbench.bench import peers
 from snsm_workbench.measure.memory import reachable_state_bytes
 from snsm_workbench.cli import main
@@ -46,7 +48,9 @@ def test_unknown_peer_formula_and_missing_heads_are_value_errors(tiny_lm):
 def test_memory_table_lists_the_peers_at_paper_scale():
     rows = {r["optimizer"]: r for r in memory_rows("llama-1b", torch.bfloat16, 512, False,
                                                    peers=True)}
-    assert set(PEER_FORMULAS) <= set(rows)
+    assert {f"{name} (peer)" if name in snsm.list_optimizers() else name
+            for name in PEER_FORMULAS} <= set(rows)
+    assert "muon (peer)" in rows and "muon" in rows  # ours and torch.optim.Muon, told apart
     assert rows["adamw_snsm"]["pct_of_adamw"] <= 17.0
     # Adam-mini keeps a full first moment: about half of AdamW
     assert 49.0 <= rows["adam_mini"]["pct_of_adamw"] <= 51.0
