@@ -1,4 +1,4 @@
-"""Command line: snsm list | memory | speed | train | demo | lab | bench.
+"""Command line: snsm list | memory | speed | train | demo | export | lab | bench.
 
 One module per subcommand, each with ``add_parser(subparsers)``; they parse
 arguments and print, and call the layers below for everything else. ``COMMANDS``
@@ -50,6 +50,8 @@ COMMANDS = {  # in the order of `snsm --help`; tests/test_cli.py checks the help
     "speed": Command("speed", "optimizer step time against torch AdamW"),
     "train": Command("train", "pre-train a LLaMA with an optimizer of the registry"),
     "demo": Command("train", "adamw vs adamw_sn vs adamw_snsm on the tiny LLaMA"),
+    "export": Command("export", "a snsm train run as a Hugging Face model folder "
+                                "(save_pretrained)"),
     "lab": Command("lab", "theory lab: convergence claims on synthetic problems, with fitted "
                           "rates"),
     "bench": Command("bench", "benchmark our optimizers against the peers (results.json, "
