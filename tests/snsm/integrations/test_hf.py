@@ -1,6 +1,8 @@
 """transformers.Trainer with an snsm optimizer: routing, checkpoint, exact resume, gradient
 accumulation."""
 
+import re
+
 import pytest
 import torch
 
@@ -104,3 +106,37 @@ def test_invalid_hyperparameters_raise_at_the_helper():
         optimizer_cls_and_kwargs(model, "adamw", rank=4)
     with pytest.raises(TypeError, match=r"takes an nn\.Module.*got a generator"):
         optimizer_cls_and_kwargs(model.parameters(), "adamw_snsm")
+
+
+def groups_of(hf_optimizer):
+    """The param groups the Trainer's optimizer gets from the helper's tuple."""
+    cls, kwargs = hf_optimizer
+    kwargs = dict(kwargs)
+    return cls(kwargs.pop("params"), **kwargs).param_groups
+
+
+def test_training_arguments_give_lr_and_decay_and_the_plain_group_gets_no_decay(tmp_path):
+    model = tiny_llama()
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-3,
+                                          weight_decay=0.05, report_to="none", use_cpu=True)
+    matrices, rest = groups_of(optimizer_cls_and_kwargs(model, "adamw_snsm", args=args, rank=4))
+    assert (matrices["lr"], matrices["weight_decay"]) == (1e-3, 0.05)
+    assert (rest["lr"], rest["weight_decay"]) == (1e-3, 0.0)  # embeddings, norms: no decay
+    assert {id(p) for p in rest["params"]} == {
+        id(p) for n, p in model.named_parameters() if "norm" in n or "embed" in n}
+    given = optimizer_cls_and_kwargs(model, "adamw_snsm", args=args, lr=2e-2, rank=4,
+                                     plain={"weight_decay": 0.01})
+    matrices, rest = groups_of(given)
+    assert (matrices["lr"], rest["lr"], rest["weight_decay"]) == (2e-2, 2e-2, 0.01)
+
+
+def test_without_training_arguments_a_warning_names_the_defaults_used(caplog):
+    model = tiny_llama()
+    with caplog.at_level("WARNING", logger="snsm.integrations.hf"):
+        optimizer_cls_and_kwargs(model, "adamw_snsm", rank=4)
+    assert re.search(r"does not read TrainingArguments' learning_rate or weight_decay; AdamSNSM "
+                     r"uses lr=0\.01, weight_decay=0\.0 \(its defaults\)", caplog.text)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="snsm.integrations.hf"):
+        optimizer_cls_and_kwargs(model, "adamw_snsm", lr=2e-2, weight_decay=0.0, rank=4)
+    assert caplog.text == ""
