@@ -1,11 +1,13 @@
 """Extending a run's schedule on resume: ``continue`` (the default: no jump) and ``rebuild``."""
 
+import argparse
 import json
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from snsm_workbench.cli.train_flags import add_train_arguments, config_from_args
 from snsm_workbench.train import checkpoint as ckpt
 from snsm_workbench.train.config import TrainConfig
 from snsm_workbench.train.loop import train
@@ -110,3 +112,6 @@ def test_resume_with_more_steps_continues_the_schedule_by_default(tiny_config):
     assert info["config"]["extend_schedule"] == "continue"
     assert info["resumes"] == [{"step": 12, "changed": {"steps": [12, 16]}}]
     assert ckpt.load_checkpoint(run_dir)["scheduler"]["lr_lambdas"][0]["total"] == 16
+    parser = add_train_arguments(argparse.ArgumentParser())
+    flags = ["--resume", str(run_dir), "--steps", "20", "--extend-schedule", "rebuild"]
+    assert config_from_args(parser.parse_args(flags)).extend_schedule == "rebuild"
