@@ -16,6 +16,7 @@ step nor a scheduled lr retraces the graph). The group's fixed settings are an
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import torch
@@ -28,11 +29,12 @@ from snsm.rules.momentum import (as_matrix, is_refresh, mix_seed, momentum_steps
 from snsm.rules.bf16 import COMPENSATION, RoundingBits, master_copy, rounding_bits, write_back_
 from snsm.rules.orthogonalize import orthogonalized_update
 from snsm.rules.partition import Partition
-from snsm.rules.precision import close_state_, open_state
+from snsm.rules.precision import close_state_, open_state, state_rows
 from snsm.rules.step_size import accumulate_, denominator
 
 
 _SR = 0x5352  # salts the seeds of stochastic rounding apart from the projectors' seeds
+UPDATE_PIECE = 1 << 20  # elements of a row-separable parameter updated at a time (eager)
 
 
 class StepScalars(NamedTuple):
@@ -167,7 +169,10 @@ def update_parameter_(param: Tensor, grad: Tensor, state: dict, plan: ParamPlan,
     Kahan compensation in its state is updated as a float32 copy and written back by its
     ``bf16_update`` rule (:mod:`snsm.rules.bf16`). The rules see the state as working
     tensors: 8-bit keys are dequantized before and requantized after, here only
-    (:mod:`snsm.rules.precision`)."""
+    (:mod:`snsm.rules.precision`). A large row-separable parameter is updated a piece of
+    rows at a time (:func:`update_in_row_pieces_`)."""
+    if update_in_row_pieces_(param, grad, state, plan, scalars, rules, bits):
+        return
     compensation = state.get(COMPENSATION)
     if param.dtype == torch.bfloat16 and (bits is not None or compensation is not None):
         master = master_copy(param, compensation)
@@ -189,3 +194,38 @@ def update_parameter_(param: Tensor, grad: Tensor, state: dict, plan: ParamPlan,
                             rules.eps).to(param.dtype)  # a float32 accumulator (16-bit param)
     apply_update_(param, numer, denom, plan.partition, scalars.step_size)
     close_state_(state, working)
+
+
+def row_separable(param: Tensor, plan: ParamPlan) -> bool:
+    """Whether each row of the update depends on that row only: no momentum or EMA
+    momentum, D per coordinate or none, no orthogonalization (a parameter of 2+ dims)."""
+    return (param.dim() >= 2 and plan.momentum in ("none", "ema") and plan.orthogonal is None
+            and (plan.partition is None or plan.partition.per_coordinate))
+
+
+def update_in_row_pieces_(param: Tensor, grad: Tensor, state: dict, plan: ParamPlan,
+                          scalars: StepScalars, rules: UpdateRules,
+                          bits: RoundingBits | Tensor | None) -> bool:
+    """Update a row-separable parameter of more than ``UPDATE_PIECE`` elements a piece of
+    whole rows at a time (eager paths only), so that its float32 copy (bf16), its working
+    8-bit state and its temporaries are those of a piece, not of the parameter; each piece
+    rounds with its own elements' bits, so the result is the whole update's, bit for bit.
+    False (nothing done) where it does not apply."""
+    rows = param.shape[0] if param.dim() else 0
+    step = max(1, UPDATE_PIECE // max(1, param[0].numel())) if rows else 0
+    if (not row_separable(param, plan) or step >= rows or isinstance(bits, Tensor)
+            or isinstance(scalars.step_size, Tensor)):
+        return False
+    pieces = [slice(start, start + step) for start in range(0, rows, step)]
+    states = [state_rows(state, rows, piece) for piece in pieces]
+    if any(part is None for part in states):
+        return False
+    row_numel = param[0].numel()
+    for piece, part in zip(pieces, states):
+        shape = param[piece].shape
+        piece_plan = plan if plan.partition is None else dataclasses.replace(
+            plan, partition=Partition(tuple(shape), ()))
+        piece_bits = None if bits is None else bits.part(piece.start * row_numel, shape)
+        update_parameter_(param[piece], grad[piece], part, piece_plan, scalars, rules,
+                          piece_bits)
+    return True

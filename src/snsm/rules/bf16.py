@@ -32,7 +32,7 @@ rules, all applied to bf16 parameters only (other dtypes are updated as they are
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import torch
 from torch import Tensor
@@ -46,36 +46,60 @@ ROUNDING_CHUNK = 1 << 20  # elements rounded stochastically at a time (their bit
 
 class RoundingBits(NamedTuple):
     """The random bits of one stochastic rounding of a tensor of ``shape``, drawn a chunk
-    at a time: chunk c (elements [c C, (c + 1) C) of the tensor flattened in row-major
-    order, C = ``ROUNDING_CHUNK``) draws 16 bits per element (int32 in [0, 2^16)) from a
-    generator seeded with mix_seed(seed, c), never the global RNG. An element's bits depend
-    on the seed and its position only, so every path rounds alike, however it cuts the
-    work."""
+    at a time: chunk c (elements [c C, (c + 1) C) of the whole tensor flattened in
+    row-major order, C = ``ROUNDING_CHUNK``) draws 16 bits per element (int32 in
+    [0, 2^16)) from a generator seeded with mix_seed(seed, c), never the global RNG. An
+    element's bits depend on the seed and its position in the whole tensor only, so every
+    path rounds alike, however it cuts the work: a part of the whole (a row piece of an
+    update, an FSDP2 shard's rows) is ``shape`` at element ``offset`` of a whole of
+    ``total`` elements (None: the part is the whole)."""
 
     shape: tuple[int, ...]
     device: torch.device
     seed: int
+    offset: int = 0
+    total: int | None = None
+
+    @property
+    def whole_numel(self) -> int:
+        """Elements of the whole tensor (each chunk draws its exact size: every device's
+        generator then gives the same bits)."""
+        return math.prod(self.shape) if self.total is None else self.total
 
     def chunk(self, index: int) -> Tensor:
-        """The bits of chunk ``index`` (shorter for the last chunk)."""
-        numel = math.prod(self.shape)
-        size = min(ROUNDING_CHUNK, numel - index * ROUNDING_CHUNK)
+        """The bits of the whole tensor's chunk ``index`` (shorter for the last chunk)."""
+        size = min(ROUNDING_CHUNK, self.whole_numel - index * ROUNDING_CHUNK)
         generator = torch.Generator(device=self.device).manual_seed(mix_seed(self.seed, index))
         return torch.randint(0, 1 << 16, (size,), generator=generator, device=self.device,
                              dtype=torch.int32)
 
+    def pieces(self) -> Iterator[tuple[int, int, Tensor]]:
+        """(start, stop, bits) of this part, one chunk of the whole at a time: elements
+        [start, stop) of the part flattened, and their bits."""
+        first, stop = self.offset, self.offset + math.prod(self.shape)
+        for index in range(first // ROUNDING_CHUNK, -(-stop // ROUNDING_CHUNK)):
+            begin = index * ROUNDING_CHUNK
+            low, high = max(begin, first), min(begin + ROUNDING_CHUNK, stop)
+            yield low - first, high - first, self.chunk(index)[low - begin:high - begin]
+
+    def part(self, start: int, shape: tuple[int, ...]) -> "RoundingBits":
+        """The bits of the part of ``shape`` at element ``start`` of this one."""
+        return RoundingBits(tuple(shape), self.device, self.seed, self.offset + start,
+                            self.whole_numel)
+
     def whole(self) -> Tensor:
-        """Every chunk's bits at once, in ``shape`` (for a traced update, which takes them
-        as an input: the compiled path)."""
-        chunks = -(-math.prod(self.shape) // ROUNDING_CHUNK)
-        if chunks == 0:
+        """Every bit of this part at once, in ``shape`` (for a traced update, which takes
+        them as an input: the compiled path)."""
+        bits = [piece for _, _, piece in self.pieces()]
+        if not bits:
             return torch.zeros(self.shape, dtype=torch.int32, device=self.device)
-        return torch.cat([self.chunk(i) for i in range(chunks)]).view(self.shape)
+        return torch.cat(bits).view(self.shape)
 
 
-def rounding_bits(shape: tuple[int, ...], device: torch.device, seed: int) -> RoundingBits:
+def rounding_bits(shape: tuple[int, ...], device: torch.device, seed: int, offset: int = 0,
+                  total: int | None = None) -> RoundingBits:
     """The bits of one stochastic rounding (:class:`RoundingBits`), drawn when used."""
-    return RoundingBits(tuple(shape), torch.device(device), seed)
+    return RoundingBits(tuple(shape), torch.device(device), seed, offset, total)
 
 
 def stochastic_round_to_bf16(value: Tensor, bits: Tensor) -> Tensor:
@@ -94,11 +118,12 @@ def stochastic_round_(param: Tensor, master: Tensor, bits: RoundingBits) -> None
     ``param`` is exact."""
     work = master.contiguous().view(-1)  # the master copy itself, unless it is strided
     target = param.view(-1) if param.is_contiguous() else None
-    for index, start in enumerate(range(0, work.numel(), ROUNDING_CHUNK)):
-        piece = work[start:start + ROUNDING_CHUNK]
-        piece.view(torch.int32).add_(bits.chunk(index)).bitwise_and_(-65536)
+    for start, stop, piece_bits in bits.pieces():
+        piece = work[start:stop]
+        piece.view(torch.int32).add_(piece_bits).bitwise_and_(-65536)
         if target is not None:
-            target[start:start + ROUNDING_CHUNK].copy_(piece)
+            target[start:stop].copy_(piece)
+        del piece_bits  # freed before the next chunk is drawn: one chunk's bits at a time
     if target is None:
         param.copy_(work.view(param.shape))
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from snsm.projectors import Layout
-from snsm.rules.quantize import dequantize, quantize_, scale_shape
+from snsm.rules.quantize import block_axis, dequantize, quantize_, scale_shape
 
 SCALE = "_scale"  # suffix of the key holding a quantized key's scales
 UNSIGNED_KEYS = frozenset({"accumulator"})  # keys whose values are never negative
@@ -79,6 +79,23 @@ def close_state_(state: dict, working: dict) -> None:
             state[key] = value
 
 
+def state_rows(state: dict, rows: int, piece: slice) -> dict | None:
+    """The state of rows ``piece`` of a parameter of ``rows`` rows: each tensor's rows as
+    views (an 8-bit key's codes and scales, which blocks along rows cut alike), 0-dim
+    entries as they are; None when an entry does not split by rows (a state blocked along
+    its columns, or of another first dim)."""
+    part = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor) or value.dim() == 0:
+            part[key] = value
+            continue
+        if value.shape[0] != rows or (is_quantized(state, key) and block_axis(
+                tuple(value.shape), tuple(state[key + SCALE].shape)) != 0):
+            return None
+        part[key] = value[piece]
+    return part
+
+
 def open_states(states: list[dict], dtypes: list[dict[str, torch.dtype]]) -> list[dict]:
     """:func:`open_state` of each state (a multi-tensor path's bucket)."""
     return [open_state(state, types) for state, types in zip(states, dtypes)]
@@ -91,4 +108,4 @@ def close_states_(states: list[dict], working: list[dict]) -> None:
 
 
 __all__ = ["SCALE", "UNSIGNED_KEYS", "add_state", "close_state_", "close_states_",
-           "is_quantized", "open_state", "open_states"]
+           "is_quantized", "open_state", "open_states", "state_rows"]

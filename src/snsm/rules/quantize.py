@@ -43,7 +43,8 @@ from torch import Tensor
 
 STATE_PRECISIONS = ("full", "8bit")
 BLOCK = 256
-PIECE = 1 << 20  # elements (de)quantized at a time
+PIECE = 1 << 18  # elements (de)quantized at a time
+QUANTIZE_PIECE_BYTES = 24  # temporaries per element of a piece: float32 values, int64 codes
 DYNAMIC_EXPONENT = 32  # E: the unsigned code spans [2^-E, 1] of a block's absmax
 
 
