@@ -16,10 +16,20 @@ holds (FSDP2: shard 0's share, the largest; ``torch.chunk`` pieces on dim 0):
   4096 elements in fp32) of the projected gradient plus the bf16 basis for the
   block matrices, 8-bit Adam for the rest.
 * **update**: the transient of a pure-bf16 update (``bf16_update="stochastic"``, the
-  default: :mod:`snsm.rules.bf16`): the float32 copy it works on, 4 bytes per element of
-  the largest parameter (inside the backward pass: one parameter at a time) or of a
-  foreach piece of up to ``MASTER_PIECE`` elements, plus one chunk of rounding bits
-  (int32, ``ROUNDING_CHUNK`` elements). The update's other temporaries are not counted.
+  default: :mod:`snsm.rules.bf16`), plus one chunk of rounding bits (int32,
+  ``ROUNDING_CHUNK`` elements). On the single-tensor path (inside the backward pass, and
+  on the CPU) it is the largest over the parameters of what one update holds at once:
+  the float32 copy it works on (4 bytes per element), the working copies of its 8-bit
+  state keys (:mod:`snsm.rules.precision`: the momentum in the weight dtype, a
+  per-coordinate accumulator in float32) with the (de)quantizing's temporaries
+  (``QUANTIZE_PIECE_BYTES`` per element of a piece of ``PIECE``), one tensor in the
+  weight dtype (the numerator N) and, for subspace momentum, two tensors of the momentum's
+  shape (P(g), m_hat - P(g)) and one of the parameter's (their back-projection) in the
+  weight dtype; a row-separable parameter (EMA or no momentum, D per coordinate: its
+  rows update independently) holds these for a piece of about ``UPDATE_PIECE`` elements
+  of whole rows at a time (:func:`snsm.optim.update.update_in_row_pieces_`). The
+  update's smaller temporaries are not counted. On the foreach path (CUDA, outside the
+  backward pass) it is the float32 copies of a piece of up to ``MASTER_PIECE`` elements.
 * **activations** (an estimate, not a measurement): what the backward pass keeps
   per token, in the activation dtype a (2 bytes under bf16 autocast), for a LLaMA
   block of width h and MLP width f with fused (SDPA) attention: the two norm
@@ -48,11 +58,15 @@ from snsm.memory import estimate_state_bytes
 from snsm_workbench.measure.memory import GIB, rank_hparams
 from snsm_workbench.measure.models import PRESETS, ModelShape, llama_skeleton
 from snsm_workbench.measure.peers import FP32, bnb8_bytes
+from snsm.optim import create_optimizer
 from snsm.optim.foreach import MASTER_PIECE
+from snsm.optim.plan import GroupHParams, state_layout, working_dtypes
+from snsm.optim.update import UPDATE_PIECE, row_separable
 from snsm.optim.routing import hidden_matrices
 from snsm.optim.sharding import ShardSpec
 from snsm.projectors import SVDProjector
 from snsm.rules.bf16 import ROUNDING_CHUNK
+from snsm.rules.quantize import PIECE, QUANTIZE_PIECE_BYTES
 
 GALORE_8BIT = "galore_8bit"
 PARTS = ("weights", "gradients", "state", "update", "activations", "total")
@@ -122,13 +136,48 @@ def galore_8bit_state_bytes(model: nn.Module, rank: int, basis_dtype: torch.dtyp
     return total
 
 
-def update_bytes(numels: list[int], setup: Setup) -> int:
+def _transient(param: nn.Parameter, hp: GroupHParams, weights: torch.dtype,
+               world_size: int) -> int:
+    """Bytes one single-tensor update of ``param`` holds at once (module doc): its float32
+    copy, the working copies of its 8-bit state keys and one tensor in the weight dtype,
+    for the whole (local) parameter or, if it is row-separable, for a piece of rows."""
+    shard = (ShardSpec.for_shard(tuple(param.shape), 0, world_size)
+             if world_size > 1 and param.dim() > 0 else None)
+    shape = tuple(param.shape) if shard is None else shard.local_shape
+    plan = hp.plan(shape) if shard is None else shard.plan(hp)
+    layout = (state_layout(shape, weights, hp, plan) if shard is None
+              else shard.state_layout(weights, hp))
+    numel = math.prod(shape)
+    updated = numel  # elements updated at once
+    if row_separable(param, plan):
+        row = numel // max(shape[0], 1)
+        updated = min(numel, max(1, UPDATE_PIECE // max(row, 1)) * row)
+    dtypes = working_dtypes(weights, plan, hp.accumulator)
+    quantized = {key: math.prod(key_shape) for key, (key_shape, dtype) in layout.items()
+                 if dtype == torch.uint8}
+    working = sum(n * _itemsize(dtypes.get(key, torch.float32)) for key, n in quantized.items())
+    transient = updated * (FP32 + _itemsize(weights)) + working * updated // max(numel, 1)
+    if plan.momentum == "subspace":  # P(g) and m_hat - P(g), low; P^T(...), full
+        low = math.prod(layout["momentum"][0])
+        transient += (2 * low + numel) * _itemsize(weights)
+    if quantized:
+        transient += QUANTIZE_PIECE_BYTES * min(PIECE, updated)
+    return transient
+
+
+def update_bytes(model: nn.Module, setup: Setup, rank: int, world_size: int = 1,
+                 foreach: bool = True) -> int:
     """The transient of one pure-bf16 update (module doc); 0 for other weight dtypes."""
     if setup.weights != torch.bfloat16 or setup.optimizer == GALORE_8BIT:
         return 0  # no bf16 rule of ours (GaLore's update is its own)
-    largest = max(numels)
-    master = largest if setup.in_backward else min(sum(numels), max(largest, MASTER_PIECE))
-    return FP32 * (master + ROUNDING_CHUNK)
+    if foreach and not setup.in_backward:
+        numels = [_local_numel(p, world_size) for p in model.parameters()]
+        return FP32 * (min(sum(numels), max(max(numels), MASTER_PIECE)) + ROUNDING_CHUNK)
+    optimizer = create_optimizer(model, setup.optimizer, **rank_hparams(setup.optimizer, rank),
+                                 **setup.hparams)
+    largest = max(_transient(param, GroupHParams.from_group(group), setup.weights, world_size)
+                  for group in optimizer.param_groups for param in group["params"])
+    return largest + FP32 * ROUNDING_CHUNK
 
 
 def activation_bytes(shape: ModelShape, tokens: int, checkpointing: bool,
@@ -142,8 +191,11 @@ def activation_bytes(shape: ModelShape, tokens: int, checkpointing: bool,
 
 
 def total_row(model: nn.Module, shape: ModelShape, setup: Setup, rank: int, tokens: int,
-              checkpointing: bool, world_size: int = 1, include_bases: bool = True) -> dict:
-    """Bytes per GPU of one setup: weights, gradients, state, activations and their total."""
+              checkpointing: bool, world_size: int = 1, include_bases: bool = True,
+              foreach: bool = True) -> dict:
+    """Bytes per GPU of one setup: weights, gradients, state, activations and their total
+    (``foreach``: the step takes the multi-tensor path, as on CUDA; else the single-tensor
+    one, as on the CPU)."""
     itemsize = _itemsize(setup.weights)
     numels = [_local_numel(p, world_size) for p in model.parameters()]
     weights = sum(numels) * itemsize
@@ -158,7 +210,7 @@ def total_row(model: nn.Module, shape: ModelShape, setup: Setup, rank: int, toke
                                      include_bases=include_bases, world_size=world_size,
                                      **rank_hparams(setup.optimizer, rank), **setup.hparams)
     activations = activation_bytes(shape, tokens, checkpointing)  # bf16 autocast or pure bf16
-    update = update_bytes(numels, setup)
+    update = update_bytes(model, setup, rank, world_size, foreach)
     return {"setup": setup.name, "weights": weights, "gradients": gradients, "state": state,
             "update": update, "activations": activations,
             "total": weights + gradients + state + update + activations}
