@@ -16,7 +16,9 @@ Keys of the file (every one required; a bad one raises :class:`SuiteFileError` n
   ``route``) tuned on both lrs, and lean levels ``{label, base (an earlier item), optimizer_args,
   weights, tune_plain?}`` at their base's tuned lrs (``tune_plain``: the plain-group lr tuned
   again, for a level that changes the plain group's rule). ``settings.muon_labels`` names the
-  items run.
+  items run;
+* ``muon_goals`` (optional): issue 23's goals that the report checks, ``{peer,
+  steps_fraction_max, state_pct_max, state_pct_stretch}`` (:mod:`snsm_workbench.bench.muon_report`).
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ class Plan:
     lean: tuple[LeanLevel, ...]
     search: tuple[Variant, ...]
     muon: tuple[Entry | LeanLevel, ...]
+    muon_goals: dict = field(default_factory=dict)  # issue 23's goals, read by the report
 
     def peer_entry(self, name: str) -> Entry:
         """A peer on its grid around its authors' lr; a peer with a plain group (Muon,
@@ -144,6 +147,10 @@ _SETTINGS = {"preset": "str", "full_steps": "int", "batch_size": "int", "seq_len
              "corpus_seeds": "int", "peer_seeded": "int", "corpora": "list",
              "scale_presets": "list", "scale_steps": "int", "peers": "list",
              "plain_grid": "list", "search_knobs": "list", "muon_labels": "list"}
+
+
+MUON_GOALS = {"peer": "str", "steps_fraction_max": "number", "state_pct_max": "number",
+              "state_pct_stretch": "number"}
 
 
 def _settings(obj: dict, where: str, base: dict | None = None) -> Settings:
@@ -216,7 +223,9 @@ def load_plan(folder: Path = SUITES_DIR, name: str = "standard") -> Plan:
     check_keys(data, where, {"description": "str", "stages": "list", "settings": "dict",
                              "smoke": "dict", "tuning": "dict", "headline": "list",
                              "ingredients": "list", "peer_grid_factors": "list",
-                             "lean": "list", "search": "list", "muon": "list"})
+                             "lean": "list", "search": "list", "muon": "list"},
+               {"muon_goals": "dict"})
+    goals = check_keys(data.get("muon_goals", {}), f"{where}: muon_goals", {}, MUON_GOALS)
     check_keys(data["tuning"], f"{where}: tuning", {"grid_step": "number", "plain_step": "number",
                                                     "max_extensions": "int",
                                                     "confirm_extensions": "int"})
@@ -233,7 +242,7 @@ def load_plan(folder: Path = SUITES_DIR, name: str = "standard") -> Plan:
     return Plan(tuple(data["stages"]), settings, smoke, dict(data["tuning"]), headline,
                 _items(data, "ingredients", where, _entry),
                 numbers(data["peer_grid_factors"], f"{where}: peer_grid_factors"), lean,
-                _items(data, "search", where, _variant), muon)
+                _items(data, "search", where, _variant), muon, dict(goals))
 
 
 PLAN = load_plan()

@@ -16,6 +16,10 @@ from snsm_workbench.bench.comparison import (BASELINE, compare, comparison_rows,
                                              finals, lr_text, memory_at_equal_quality,
                                              scale_rows, verdict, with_measured_state)
 from snsm_workbench.bench.figures import scale_figure, sensitivity_figure
+from snsm_workbench.bench.muon_report import muon_section
+from snsm_workbench.bench.report_format import fmt_ci as _fmt_ci
+from snsm_workbench.bench.report_format import fmt_delta, fmt_loss as _fmt_loss
+from snsm_workbench.bench.report_format import fmt_steps as _fmt_steps
 from snsm_workbench.bench.run_pool import final_loss
 from snsm_workbench.bench.stage_plan import PLAN
 from snsm_workbench.bench.statistics import mean_sd
@@ -24,32 +28,6 @@ from snsm_workbench.util.tables import markdown_table
 DECOMPOSITION = (("adamw", "AdamW"), ("adamw_sn", "Subset-Norm alone"),
                  ("adamw_sm", "Subspace-Momentum alone"), ("adamw_snsm", "both (AdamSNSM)"),
                  ("adamw_snsm_all", "both, every matrix incl. the embedding"))
-
-
-def _fmt_ci(ci, spec=".3f") -> str:
-    lo, hi = ci
-    return "[" + ", ".join("∞" if math.isinf(v) else format(v, spec) for v in (lo, hi)) + "]"
-
-
-def _fmt_loss(row: dict) -> str:
-    """Mean ± sd; one seed has no sd."""
-    if row["failed"]:
-        return "diverged"
-    if row["seeds"] < 2:
-        return f"{row['loss']:.4f} (one seed)"
-    return f"{row['loss']:.4f} ± {row['sd']:.4f}"
-
-
-def _fmt_steps(row: dict) -> str:
-    """Geometric mean over seed pairs [t interval]; seeds that never reached are counted."""
-    test = None if row["failed"] else row["steps_test"]
-    if test is None:
-        return "-"
-    if math.isinf(test.estimate):
-        return f"not reached by {row['unreached']} of {row['seeds']} seeds"
-    if test.design == "none":
-        return f"{test.estimate:.2f} (one seed)"
-    return f"{test.estimate:.2f} {_fmt_ci(test.bounds, '.2f')}"
 
 
 INTERVALS_NOTE = (
@@ -62,8 +40,7 @@ INTERVALS_NOTE = (
 COMPARISON_COLUMNS = [
     ("optimizer", "optimizer"), ("lr (matrices / plain)", "lr"), ("seeds", "seeds"),
     ("final val loss (mean ± sd)", _fmt_loss),
-    ("Δ loss vs AdamW [95% CI]", lambda r: "-" if r["failed"]
-     else f"{r['delta']:+.4f} {_fmt_ci(r['delta_ci'], '+.4f')}"),
+    ("Δ loss vs AdamW [95% CI]", fmt_delta),
     ("steps to AdamW's final, fraction [95% CI]", _fmt_steps),
     ("state % of AdamW", lambda r: "-" if r["state_pct"] is None else f"{r['state_pct']:.1f}"),
     ("verdict", verdict),
@@ -79,12 +56,13 @@ def tuning_rows(tuned: dict[str, dict]) -> list[dict]:
             return ", ".join(f"{k}: {'div' if v is None else f'{v:.3f}'}"
                              for k, v in scores.items())
         rows.append({"optimizer": label, "grid": points(t["grid"]),
-                     "edge": t["grid_edge"] or "interior",
+                     "edge": "-" if not t["grid"] else (t["grid_edge"] or "interior"),
                      "plain": points(t.get("plain_grid")),
                      "plain_edge": "-" if t.get("plain_grid") is None
                      else (t["plain_edge"] or "interior"),
                      "confirm": points(t["confirm"]),
-                     "confirm_edge": t.get("confirm_edge") or "interior",
+                     "confirm_edge": "-" if not t["confirm"]
+                     else (t.get("confirm_edge") or "interior"),
                      "chosen": lr_text(t)})
     return rows
 
@@ -170,6 +148,20 @@ def _stages_part(results: dict, out: Path, rows: list[dict]) -> list[str]:
         lines += _lean_section(results["lean"], headline, horizon, adamw_state)
         rows += comparison_rows({label: {"runs": runs} for label, runs in results["lean"].items()},
                                 baseline, horizon, adamw_state)
+    if "muon" in results.get("stages", ()):
+        lines += _muon_part(results, rows)
+    return lines
+
+
+def _muon_part(results: dict, rows: list[dict]) -> list[str]:
+    """The Lean Muon section and its tuning table; its complete rows are added to ``rows``."""
+    lines, muon_rows = muon_section(results, PLAN.muon_goals)
+    rows += [r for r in muon_rows if "incomplete" not in r]
+    tuned = {label: t for label, t in (results.get("muon") or {}).items()
+             if t.get("grid") or t.get("plain_grid")}
+    if tuned:
+        lines += ["### Tuning of the muon stage (every point)", "",
+                  markdown_table(tuning_rows(tuned), TUNING_COLUMNS), ""]
     return lines
 
 

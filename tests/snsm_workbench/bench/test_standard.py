@@ -236,6 +236,10 @@ def test_the_muon_stage_tunes_ours_fairly_and_runs_its_lean_levels(tmp_path):
     saved = json.loads(next((record / "runs").rglob("snsm_muon/*/*/seed0.json")).read_text())
     assert saved["identity"]["contender"]["optimizer"] == "muon"
     assert saved["identity"]["config"]["optimizer_args"]["shape_scale"] == "match_rms_adamw"
+    report = (record / "report.md").read_text()  # the Lean Muon section, one row each
+    section = report[report.index("## Lean Muon"):report.index("## Memory at equal quality")]
+    assert all(f"| {label} | " in section for label in muon)
+    assert "not in these results" in section and "goals missed" in section  # no peers stage
 
 
 def _children(pid: int) -> list[int]:
