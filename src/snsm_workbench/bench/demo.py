@@ -22,6 +22,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import statistics
 import textwrap
 import time
 from pathlib import Path
@@ -181,7 +182,7 @@ def run_demo(out: str | Path = "runs/demo", base: TrainConfig | None = None) -> 
     (out / "results.json").write_text(json.dumps(
         {"rows": rows, "config": base.to_dict(), "wall_s": round(time.perf_counter() - started, 1)},
         indent=2, default=str))
-    (out / "table.md").write_text(demo_report(rows, markdown=True) + "\n")
+    (out / "table.md").write_text(demo_report(rows, base.steps, markdown=True) + "\n")
     return rows
 
 
@@ -211,13 +212,44 @@ LEGEND = (  # one line each, at most 100 characters
     "adamw_snsm_lean: 8-bit states, pure-bf16 weights. muon: snsm's Muon, torch Muon's tuned lrs.")
 
 
-def demo_report(rows: list[dict], markdown: bool = False, record_dir: Path = STANDARD_RECORD
-                ) -> str:
-    """The demo's table, its legend and the standard record's conclusion."""
+def spread_sentence(record: dict, steps: int) -> str:
+    """How far this demo is from the record's evidence: its seeds and steps, and the spread of
+    AdamW's final loss over the record's seeds (sample sd)."""
+    finals = [run["val_loss"][-1] for run in record["headline"]["adamw"]["runs"]]
+    settings = record["settings"]
+    return (f"This demo is one seed of {steps} steps (the record: {settings['seeds']} seeds of "
+            f"{settings['full_steps']}); AdamW's final loss there varies by "
+            f"{statistics.stdev(finals):.3f} (sd) from seed to seed, so a smaller gap here is "
+            f"not evidence either way.")
+
+
+def _mean_curve(runs: list[dict]) -> list[float]:
+    return [statistics.mean(values) for values in zip(*(run["val_loss"] for run in runs))]
+
+
+def muon_sentence(record: dict) -> str:
+    """When torch.optim.Muon's mean loss (over the record's seeds) goes below AdamW's for good."""
+    steps = record["headline"]["adamw"]["runs"][0]["steps"]
+    pairs = list(zip(steps, _mean_curve(record["headline"]["adamw"]["runs"]),
+                     _mean_curve(record["peers"]["muon"]["runs"])))
+    ahead = next((step for i, (step, _, _) in enumerate(pairs)
+                  if all(muon <= adamw for _, adamw, muon in pairs[i:])), None)
+    where = f"from step {ahead} of {steps[-1]} on" if ahead is not None else "never"
+    return (f"In the record, Muon's mean loss is below AdamW's only {where}: a short run "
+            f"does not show its lead.")
+
+
+def demo_report(rows: list[dict], steps: int, markdown: bool = False,
+                record_dir: Path = STANDARD_RECORD) -> str:
+    """The demo's table (runs of ``steps`` steps), its legend and the standard record's
+    conclusion."""
     table = (markdown_table if markdown else text_table)(rows, COLUMNS)
     legend = " ".join(LEGEND) if markdown else "\n".join(LEGEND)
-    sentence = record_sentence(load_record(record_dir), record_dir)
-    return f"{table}\n\n{legend}\n\n{sentence if markdown else textwrap.fill(sentence, 100)}"
+    record = load_record(record_dir)
+    prose = [record_sentence(record, record_dir),
+             f"{spread_sentence(record, steps)} {muon_sentence(record)}"]
+    prose = prose if markdown else [textwrap.fill(text, 100) for text in prose]
+    return "\n\n".join([table, legend, *prose])
 
 
 def plot_demo(records: dict[str, list[dict]], rows: list[dict], path: Path) -> Path:
@@ -245,7 +277,7 @@ def plot_demo(records: dict[str, list[dict]], rows: list[dict], path: Path) -> P
     curves.legend(fontsize="small")
     labels = [row["optimizer"] for row in rows]
     left = [0.0] * len(rows)
-    for part, color in (("weights", "0.55"), ("grads", "0.8"), ("state", "C3")):
+    for part, color in (("weights", "0.55"), ("grads", "0.8"), ("state", f"C{len(records)}")):
         sizes = [row["memory"][part] / MiB for row in rows]
         bars.barh(labels, sizes, left=left, color=color, label=part)
         left = [a + b for a, b in zip(left, sizes)]
@@ -254,6 +286,6 @@ def plot_demo(records: dict[str, list[dict]], rows: list[dict], path: Path) -> P
                   va="center", fontsize="small")
     bars.invert_yaxis()
     bars.set_xlim(0, max(left) * 1.45)
-    bars.set(xlabel="MiB", title="memory: weights + gradients + optimizer state (% of AdamW's)")
-    bars.legend(fontsize="small", loc="lower right")
+    bars.set(xlabel="MiB", title="memory, % of AdamW's (its state's share)")
+    bars.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3)
     return save_atomically(fig, path)

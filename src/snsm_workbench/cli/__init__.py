@@ -49,7 +49,7 @@ COMMANDS = {  # in the order of `snsm --help`; tests/test_cli.py checks the help
     "memory": Command("memory", "optimizer-state memory for the paper's LLaMA shapes"),
     "speed": Command("speed", "optimizer step time against torch AdamW"),
     "train": Command("train", "pre-train a LLaMA with an optimizer of the registry"),
-    "demo": Command("train", "adamw vs adamw_sn vs adamw_snsm on the tiny LLaMA"),
+    "demo": Command("train", "adamw, adamw_snsm (tuned, lean), muon: the standard record's lrs"),
     "export": Command("export", "a snsm train run as a Hugging Face model folder "
                                 "(save_pretrained)"),
     "lab": Command("lab", "theory lab: convergence claims on synthetic problems, with fitted "

@@ -23,8 +23,7 @@ def add_parser(subparsers) -> None:
     train.set_defaults(run=run_train)
 
     demo = subparsers.add_parser(
-        "demo", help="adamw, adamw_snsm (tuned and lean) and muon at the standard record's "
-                     "tuned lrs on the tiny LLaMA (minutes on a CPU)")
+        "demo", help="adamw, adamw_snsm (tuned, lean), muon: the standard record's lrs")
     demo.add_argument("--steps", type=positive_int, default=None,
                       help="optimizer steps of each run (default: benchmarks/suites/demo.json's)")
     demo.add_argument("--eval-every", type=positive_int, default=None,
@@ -77,5 +76,5 @@ def run_demo(args: argparse.Namespace) -> int:
     data = args.data or "Shakespeare"
     print(f"tiny LLaMA on {data}, {base.steps} steps, batch {base.batch_size}, "
           f"seed {args.seed} (figure: {args.out}/demo.png)")
-    print(demo_report(rows))
+    print(demo_report(rows, base.steps))
     return 0

@@ -78,7 +78,8 @@ def test_suites_hold_what_the_issue_asks():
     # AdamW's grid: >= 5 points within a factor of 10, at least as fine as ours
     assert len(grids["adamw"]) >= 5 and max(grids["adamw"]) / min(grids["adamw"]) <= 10
     assert len(grids["adamw"]) >= len(grids["adamw_snsm"])
-    assert {c.label for c in SUITES["demo"].contenders} == {"adamw", "adamw_sn", "adamw_snsm"}
+    assert {c.label for c in SUITES["demo"].contenders} == {"adamw", "adamw_snsm",
+                                                        "adamw_snsm_lean", "muon"}
     assert {c.label for c in select(quick, ["lion"]).contenders} == {"adamw", "lion"}
     with pytest.raises(ValueError, match="no contender"):
         select(quick, ["adamw_xl"])
@@ -105,7 +106,7 @@ def test_bench_demo_end_to_end(tmp_path, capsys):
     record = tmp_path / "record"
     results = json.loads((record / "results.json").read_text())
     rows = {r["optimizer"]: r for r in results["rows"]}
-    assert set(rows) == {"adamw", "adamw_sn", "adamw_snsm"}
+    assert set(rows) == {"adamw", "adamw_snsm", "adamw_snsm_lean", "muon"}
     assert rows["adamw"]["steps_ratio_vs_adamw"] == 1.0
     for r in rows.values():
         assert r["seeds"] == 1 and math.isfinite(r["final_val_loss"]) and r["state_bytes"] > 0

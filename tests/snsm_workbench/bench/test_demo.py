@@ -59,10 +59,10 @@ def test_the_table_is_narrow_with_distinct_column_names(smoke):
     titles = [title for title, _ in demo.COLUMNS]
     assert len(set(titles)) == len(titles)
     for markdown in (False, True):
-        report = demo.demo_report(rows, markdown=markdown)
+        report = demo.demo_report(rows, 6, markdown=markdown)
         table = report.split("\n\n")[0].splitlines()
         assert len(table) == len(rows) + 2 and max(map(len, table)) <= 100, table
-    assert max(map(len, demo.demo_report(rows).splitlines())) <= 100
+    assert max(map(len, demo.demo_report(rows, 6).splitlines())) <= 100
 
 
 def test_the_demo_lrs_are_the_standard_records_tuned_ones():
@@ -106,3 +106,28 @@ def test_the_records_sentence_agrees_with_the_record():
     low, high = map(float, re.search(r"\[([-+.\d]+), ([-+.\d]+)\]", muon[4]).groups())
     assert low < high < 0  # clearly lower loss
     assert "level with tuned AdamW" in sentence and "clearly better" in sentence
+
+
+def test_the_spread_sentence_takes_adamws_seed_sd_from_the_record():
+    record = demo.load_record()
+    report = (demo.STANDARD_RECORD / "report.md").read_text()
+    sd = float(_headline_row(report, "adamw")[3].split("±")[1])
+    sentence = demo.spread_sentence(record, 200)
+    assert f"varies by {sd:.3f} (sd)" in sentence and "one seed of 200 steps" in sentence
+
+
+def test_the_muon_sentence_finds_where_the_records_muon_leads_for_good():
+    record = {"headline": {"adamw": {"runs": [{"steps": [0, 10, 20, 30],
+                                               "val_loss": [5.0, 4.0, 3.5, 3.0]}]}},
+              "peers": {"muon": {"runs": [{"steps": [0, 10, 20, 30],
+                                           "val_loss": [5.0, 3.9, 3.6, 2.9]}]}}}
+    assert "from step 30 of 30 on" in demo.muon_sentence(record)
+    assert "from step 350 of 1000 on" in demo.muon_sentence(demo.load_record())
+
+
+def test_the_committed_records_table_is_generated_from_its_results():
+    record = demo.SUITES_DIR.parent / "records" / "2026-12-02-demo"
+    results = json.loads((record / "results.json").read_text())
+    assert (record / "table.md").read_text() == \
+        demo.demo_report(results["rows"], results["config"]["steps"], markdown=True) + "\n"
+    assert results["config"]["steps"] == get_suite("demo").steps

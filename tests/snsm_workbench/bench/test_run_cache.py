@@ -94,7 +94,7 @@ def test_a_short_suite_rerun_with_other_settings_is_refused(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "corpus")
     assert main(_demo_args(tmp_path, corpus, "--batch-size", "2")) == 0
     runs = sorted((tmp_path / "record" / "runs").rglob("seed0.json"))
-    assert len(runs) == 3 and all("identity" in json.loads(p.read_text()) for p in runs)
+    assert len(runs) == 4 and all("identity" in json.loads(p.read_text()) for p in runs)
     capsys.readouterr()
     assert main(_demo_args(tmp_path, corpus, "--batch-size", "3")) == 2
     err = capsys.readouterr().err

@@ -312,5 +312,5 @@ def test_demo_log_redirected_to_a_file_is_readable(world, tmp_path):
                        timeout=240)
     text = (tmp_path / "demo.log").read_text()
     assert "\r" not in text and "Traceback" not in text
-    assert len([line for line in text.splitlines() if re.match(r"step 2/2: ", line)]) == 3
-    assert re.search(r"^\| adamw_snsm \| 0.03 \|", text, re.MULTILINE)
+    assert len([line for line in text.splitlines() if re.match(r"step 2/2: ", line)]) == 4
+    assert re.search(r"^adamw_snsm +0.02/0.04 ", text, re.MULTILINE)
