@@ -131,3 +131,16 @@ def test_the_committed_records_table_is_generated_from_its_results():
     assert (record / "table.md").read_text() == \
         demo.demo_report(results["rows"], results["config"]["steps"], markdown=True) + "\n"
     assert results["config"]["steps"] == get_suite("demo").steps
+
+
+def test_a_run_folder_of_an_earlier_demo_with_other_settings_is_trained_afresh(smoke, caplog):
+    out, _, saved, _ = smoke
+    config = json.loads((out / "adamw" / "config.json").read_text())["config"]
+    base = demo.demo_config(steps=6, eval_every=3, quiet=True, batch_size=3, seq_len=32,
+                            vocab_size=300, eval_batches=2, data=config["data"],
+                            cache_dir=config["cache_dir"], optimizer_args={"rank": 8})
+    with caplog.at_level("WARNING"):
+        rows = demo.run_demo(out, base)
+    assert caplog.text.count("trained with other settings") == 4
+    assert json.loads((out / "adamw" / "config.json").read_text())["config"]["batch_size"] == 3
+    assert [r["final_val_loss"] for r in rows] != [r["final_val_loss"] for r in saved]
