@@ -23,8 +23,8 @@ holds (FSDP2: shard 0's share, the largest; ``torch.chunk`` pieces on dim 0):
   state keys (:mod:`snsm.rules.precision`: the momentum in the weight dtype, a
   per-coordinate accumulator in float32) with the (de)quantizing's temporaries
   (``QUANTIZE_PIECE_BYTES`` per element of a piece of ``PIECE``), one tensor in the
-  weight dtype (the numerator N) and, for subspace momentum, two tensors of the momentum's
-  shape (P(g), m_hat - P(g)) and one of the parameter's (their back-projection) in the
+  weight dtype (the numerator N, into which the back-projection adds in place) and, for
+  subspace momentum, two tensors of the momentum's shape (P(g), m_hat - P(g)) in the
   weight dtype; a row-separable parameter (EMA or no momentum, D per coordinate: its
   rows update independently) holds these for a piece of about ``UPDATE_PIECE`` elements
   of whole rows at a time (:func:`snsm.optim.update.update_in_row_pieces_`). The
@@ -157,9 +157,8 @@ def _transient(param: nn.Parameter, hp: GroupHParams, weights: torch.dtype,
                  if dtype == torch.uint8}
     working = sum(n * _itemsize(dtypes.get(key, torch.float32)) for key, n in quantized.items())
     transient = updated * (FP32 + _itemsize(weights)) + working * updated // max(numel, 1)
-    if plan.momentum == "subspace":  # P(g) and m_hat - P(g), low; P^T(...), full
-        low = math.prod(layout["momentum"][0])
-        transient += (2 * low + numel) * _itemsize(weights)
+    if plan.momentum == "subspace":  # P(g) and m_hat - P(g); P^T adds into N in place
+        transient += 2 * math.prod(layout["momentum"][0]) * _itemsize(weights)
     if quantized:
         transient += QUANTIZE_PIECE_BYTES * min(PIECE, updated)
     return transient
