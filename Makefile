@@ -21,8 +21,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 venv: $(VENV)/.installed
 
+# Two workers, one thread each, a test file per worker (module fixtures are built once).
 test: venv
-	$(PY) -m pytest
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile
 
 demo: venv
 	$(VENV)/bin/snsm demo
