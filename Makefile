@@ -30,7 +30,7 @@ demo: venv
 
 # Tables in README.md and docs/ that report a record, copied again from its report.
 docs: venv
-	$(PY) -m snsm_workbench.util.doc_blocks
+	$(VENV)/bin/snsm docs
 
 memory: venv
 	$(VENV)/bin/snsm memory --model llama-1b --dtype bf16 --rank 512 --no-bases

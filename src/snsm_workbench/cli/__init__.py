@@ -1,4 +1,4 @@
-"""Command line: snsm list | memory | speed | train | demo | export | lab | bench.
+"""Command line: snsm list | memory | speed | train | demo | export | lab | bench | docs.
 
 One module per subcommand, each with ``add_parser(subparsers)``; they parse
 arguments and print, and call the layers below for everything else. ``COMMANDS``
@@ -56,6 +56,8 @@ COMMANDS = {  # in the order of `snsm --help`; tests/test_cli.py checks the help
                           "rates"),
     "bench": Command("bench", "benchmark our optimizers against the peers (results.json, "
                               "report.md)"),
+    "docs": Command("docs", "rewrite the README/docs tables generated from records; --check "
+                            "lists stale ones"),
 }
 
 

@@ -9,23 +9,22 @@ A block in a Markdown page reads::
 and holds, by the source's kind:
 
 * ``FILE.md#Heading``: the first Markdown table under that heading (any level) of a Markdown
-  file of the record (a report the bench writes from the record's runs); ``FILE.md`` alone: its
-  first table (a ``table.md``);
+  file of the record (a report the bench writes from the record's runs, or the lab's
+  ``docs/lab/tables.md``); ``FILE.md`` alone: its first table (a ``table.md``);
 * ``FILE#$ command``: in a text output made of ``$ command`` lines each followed by that
   command's output, the output of that command, in a fenced block;
 * ``FILE.csv``: the file as a Markdown table, numbers to 4 significant digits (integers whole);
 * ``FILE`` alone: the whole text file, in a fenced block;
 
-so no number of the block is typed by hand. ``python -m snsm_workbench.util.doc_blocks`` rewrites
-every block; ``--check`` lists the stale ones and exits 1 (a test runs it).
+so no number of the block is typed by hand. :func:`stale_pages` finds the stale pages and, when
+asked, rewrites them; ``snsm docs`` (``--check``: list them, exit 1) is its command line, and a
+test fails when a block is stale.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import re
-import sys
 from pathlib import Path
 
 BLOCK = re.compile(r"(<!-- from: (?P<source>[^#\s]+)(?:#(?P<heading>[^>]+?))? -->\n)(?P<body>.*?)"
@@ -134,18 +133,3 @@ def stale_pages(root: Path, write: bool = False) -> list[Path]:
                 page.write_text(rendered)
     return stale
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path("."), help="the repository root")
-    parser.add_argument("--check", action="store_true",
-                        help="rewrite nothing; list stale pages and exit 1 if any")
-    args = parser.parse_args(argv)
-    stale = stale_pages(args.root, write=not args.check)
-    for page in stale:
-        print(f"{'stale' if args.check else 'rewrote'}: {page}")
-    return 1 if args.check and stale else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -197,7 +197,7 @@ def _subparsers():
     return build_parser()._subparsers._group_actions[0].choices
 
 
-@pytest.mark.parametrize("command", ["list", "memory", "speed", "lab"])
+@pytest.mark.parametrize("command", ["list", "memory", "speed", "lab", "docs"])
 def test_every_flag_has_help_and_no_rst_backticks(command):
     parser = _subparsers()[command]
     assert [action.dest for action in parser._actions if not action.help] == []
