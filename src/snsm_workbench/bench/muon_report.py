@@ -32,7 +32,7 @@ GOALS = ("quality", "peer", "steps", "state")
 def incomplete_reason(tuned: dict | None, seeds: int) -> str | None:
     """Why a configuration has no comparable numbers yet (None: it has them)."""
     if tuned is None:
-        return "no results yet"
+        return "not finished"
     if tuned.get("lr") is None:
         return "tuning not finished"
     if len(tuned["runs"]) < seeds:

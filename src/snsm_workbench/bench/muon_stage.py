@@ -15,7 +15,9 @@ and a rerun resumes from the cached ones); ``settings.muon_labels`` names the it
   so its plain-group lr is searched again (step 2 of the protocol, at the base's matrix lr).
 
 Every item's optimizer state is measured on a 1-step run with the suite's others
-(:meth:`StagedSuite.state`). The stage's value: ``{label: Tuned}`` (a level's ``grid`` empty).
+(:meth:`StagedSuite.state`). The stage's value: ``{label: Tuned}`` (a level's ``grid`` empty);
+with a read-only pool (``--cached-only``) an item whose runs are not all cached, or whose base's
+are not, is ``None``, so a stage in progress reports the items it has finished.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import replace
 
 from snsm_workbench.bench import tuning
 from snsm_workbench.bench.contenders import Contender
+from snsm_workbench.bench.run_pool import MissingRuns
 from snsm_workbench.bench.stage_plan import Entry, LeanLevel
 from snsm_workbench.bench.tuning import Tuned
 
@@ -77,10 +80,15 @@ def muon_stage(suite) -> dict:
     first = suite.priority_of("muon")
     done: dict[str, Future] = {}
 
-    def run(item, priority: float):
-        if isinstance(item, Entry):
-            return suite.tune(item, seeds=suite.settings.seeds, priority=priority)
-        return _level(suite, item, contenders[item.label], done[item.base].result(), priority)
+    def run(item, priority: float) -> Tuned | None:
+        try:
+            if isinstance(item, Entry):
+                return suite.tune(item, seeds=suite.settings.seeds, priority=priority)
+            base = done[item.base].result()
+            return None if base is None else _level(suite, item, contenders[item.label], base,
+                                                    priority)
+        except MissingRuns:  # only a read-only pool raises it: the item is not finished
+            return None
 
     with suite.threads(len(items)) as threads:
         for i, item in enumerate(items):  # an earlier item first: a smaller priority number

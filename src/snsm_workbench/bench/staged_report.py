@@ -158,7 +158,7 @@ def _muon_part(results: dict, rows: list[dict]) -> list[str]:
     lines, muon_rows = muon_section(results, PLAN.muon_goals)
     rows += [r for r in muon_rows if "incomplete" not in r]
     tuned = {label: t for label, t in (results.get("muon") or {}).items()
-             if t.get("grid") or t.get("plain_grid")}
+             if t and (t.get("grid") or t.get("plain_grid"))}
     if tuned:
         lines += ["### Tuning of the muon stage (every point)", "",
                   markdown_table(tuning_rows(tuned), TUNING_COLUMNS), ""]

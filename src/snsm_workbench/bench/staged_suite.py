@@ -269,12 +269,21 @@ class StagedSuite:
 
     def state(self) -> dict[str, int]:
         """{label: optimizer-state bytes} of every configuration run so far, each measured
-        on a 1-step run (seed 0) with this code, after every stage's runs."""
+        on a 1-step run (seed 0) with this code, after every stage's runs. A read-only pool
+        leaves out each configuration whose 1-step run it lacks (its runs keep the size they
+        recorded); :meth:`run` lists them."""
         items = sorted(self._configurations.items())
         jobs = [job for _, (contender, point) in items for job in self._jobs(
             contender, [point], 1, [0], self.main, self.settings.preset)]
-        measured = self.pool.run_many(jobs, priority=len(self.plan.stages))
-        return {label: run["state_bytes"] for (label, _), run in zip(items, measured)}
+        priority = len(self.plan.stages)
+        if self.pool.train:
+            measured = self.pool.run_many(jobs, priority)
+            return {label: run["state_bytes"] for (label, _), run in zip(items, measured)}
+        state = {}
+        for (label, _), job in zip(items, jobs):
+            with contextlib.suppress(MissingRuns):
+                state[label] = self.pool.run_many([job], priority)[0]["state_bytes"]
+        return state
 
     def run(self, stages: tuple[str, ...] | None = None) -> dict:
         """Run ``stages`` concurrently (the headline always: the others use its settings);
@@ -307,10 +316,10 @@ class StagedSuite:
                         results["incomplete"][stage] = str(exc)
                         continue
                     results[stage] = _tuned_dict(value) if stage in TUNED_STAGES else value
-            try:
-                results["state"] = self.state()
-            except MissingRuns as exc:
-                results["incomplete"]["state"] = str(exc)
+            results["state"] = self.state()
+            unmeasured = sorted(set(self._configurations) - set(results["state"]))
+            if unmeasured:
+                results["incomplete"]["state"] = "no 1-step run yet for " + ", ".join(unmeasured)
         finally:
             self.pool.close()
         results["computed_runs"] = self.pool.computed
@@ -326,13 +335,14 @@ class StagedSuite:
                            config.vocab_size)
 
 
-def _tuned_dict(tuned: dict[str, Tuned]) -> dict[str, dict]:
-    """JSON-ready (float keys become strings)."""
+def _tuned_dict(tuned: dict[str, Tuned | None]) -> dict[str, dict | None]:
+    """JSON-ready (float keys become strings; an unfinished item stays None)."""
     def keyed(scores):
         return None if scores is None else {f"{k:.4g}": (v if math.isfinite(v) else None)
                                            for k, v in sorted(scores.items())}
-    return {label: {**asdict(t), "grid": keyed(t.grid), "plain_grid": keyed(t.plain_grid),
-                    "confirm": keyed(t.confirm)} for label, t in tuned.items()}
+    return {label: None if t is None else {
+        **asdict(t), "grid": keyed(t.grid), "plain_grid": keyed(t.plain_grid),
+        "confirm": keyed(t.confirm)} for label, t in tuned.items()}
 
 
 def write_results(results: dict, record: Path) -> Path:

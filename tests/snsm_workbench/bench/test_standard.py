@@ -240,6 +240,24 @@ def test_the_muon_stage_tunes_ours_fairly_and_runs_its_lean_levels(tmp_path):
     section = report[report.index("## Lean Muon"):report.index("## Memory at equal quality")]
     assert all(f"| {label} | " in section for label in muon)
     assert "not in these results" in section and "goals missed" in section  # no peers stage
+    _a_stage_in_progress_reports_its_finished_items(record, tmp_path, results)
+
+
+def _a_stage_in_progress_reports_its_finished_items(record, tmp_path, finished):
+    """--cached-only with one of muon_sm_r32's seeds gone: that entry and the levels built on
+    it are "not finished"; the others keep their results (the stage used to vanish whole)."""
+    next((record / "runs").rglob("muon_sm_r32/*/*/seed1.json")).unlink()
+    (record / "report.md").unlink()
+    assert main(["bench", "--suite", "standard", "--smoke", "--cached-only", "--stages",
+                 "headline,muon", "--out", str(record), "--work", str(tmp_path / "work"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    muon = json.loads((record / "results.json").read_text())["muon"]
+    unfinished = {label for label, tuned in muon.items() if tuned is None}
+    assert unfinished == {label for label in muon if label.startswith("muon_sm_r32")}
+    assert muon["snsm_muon"] == finished["muon"]["snsm_muon"]
+    report = (record / "report.md").read_text()
+    assert "| muon_sm_r32 | - | - | incomplete: not finished |" in report
+    assert "| snsm_muon | " in report and "configurations are incomplete" in report
 
 
 def _children(pid: int) -> list[int]:
