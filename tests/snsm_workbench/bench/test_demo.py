@@ -7,7 +7,7 @@ import re
 import pytest
 
 from bench_helpers import write_corpus
-from snsm_workbench.bench import demo
+from snsm_workbench.bench import demo, demo_record
 from snsm_workbench.bench.suite_files import load_suite_file
 from snsm_workbench.bench.suites import get_suite
 
@@ -66,7 +66,7 @@ def test_the_table_is_narrow_with_distinct_column_names(smoke):
 
 
 def test_the_demo_lrs_are_the_standard_records_tuned_ones():
-    tuned = demo.record_lrs(demo.load_record())
+    tuned = demo_record.record_lrs(demo_record.load_record())
     suite = get_suite("demo")
     assert {c.label: (c.lr, c.plain_lr) for c in suite.contenders} == tuned
     assert tuned["adamw"] != (0.003, None)  # not the old paper-style lr
@@ -94,9 +94,9 @@ def _headline_row(report: str, label: str) -> list[str]:
 
 
 def test_the_records_sentence_agrees_with_the_record():
-    record = demo.load_record()
-    sentence = demo.record_sentence(record)
-    report = (demo.STANDARD_RECORD / "report.md").read_text()
+    record = demo_record.load_record()
+    sentence = demo_record.record_sentence(record)
+    report = (demo_record.STANDARD_RECORD / "report.md").read_text()
     assert "benchmarks/records/2026-11-29-standard/report.md" in sentence
     for label in ("adamw_sn", "adamw_snsm"):
         assert _headline_row(report, label)[-1] == "level"
@@ -109,10 +109,10 @@ def test_the_records_sentence_agrees_with_the_record():
 
 
 def test_the_spread_sentence_takes_adamws_seed_sd_from_the_record():
-    record = demo.load_record()
-    report = (demo.STANDARD_RECORD / "report.md").read_text()
+    record = demo_record.load_record()
+    report = (demo_record.STANDARD_RECORD / "report.md").read_text()
     sd = float(_headline_row(report, "adamw")[3].split("±")[1])
-    sentence = demo.spread_sentence(record, 200)
+    sentence = demo_record.spread_sentence(record, 200)
     assert f"varies by {sd:.3f} (sd)" in sentence and "one seed of 200 steps" in sentence
 
 
@@ -121,12 +121,39 @@ def test_the_muon_sentence_finds_where_the_records_muon_leads_for_good():
                                                "val_loss": [5.0, 4.0, 3.5, 3.0]}]}},
               "peers": {"muon": {"runs": [{"steps": [0, 10, 20, 30],
                                            "val_loss": [5.0, 3.9, 3.6, 2.9]}]}}}
-    assert "from step 30 of 30 on" in demo.muon_sentence(record)
-    assert "from step 350 of 1000 on" in demo.muon_sentence(demo.load_record())
+    assert "from step 30 of 30 on" in demo_record.muon_sentence(record)
+    assert "from step 350 of 1000 on" in demo_record.muon_sentence(demo_record.load_record())
+
+
+def test_the_table_gives_the_records_final_loss_of_each_configuration(smoke):
+    _, rows, _, _ = smoke
+    record = demo_record.load_record()
+    table = demo.demo_report(rows, 6, markdown=True)
+    for label, (stage, source) in demo_record.RECORD_RUNS.items():
+        runs = record[stage][source]
+        runs = runs if isinstance(runs, list) else runs["runs"]
+        mean = sum(run["val_loss"][-1] for run in runs) / len(runs)
+        assert f"| {label} | " in table and f"| {mean:.4f} |" in table, label
+    muon, adamw = (demo_record.record_final(record, label) for label in ("muon", "adamw"))
+    assert muon < adamw  # the record's verdict, which a 200-step demo does not show
+
+
+def test_the_figure_redraws_from_results_alone(smoke, tmp_path):
+    out, _, _, _ = smoke
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("results.json",):
+        (copy / name).write_bytes((out / name).read_bytes())
+    demo.redraw(copy)
+    assert (copy / "demo.png").stat().st_size > 0
+    assert (copy / "table.md").read_text() == (out / "table.md").read_text()
+    curves = json.loads((copy / "results.json").read_text())["curves"]
+    assert set(curves) == {"adamw", "adamw_snsm", "adamw_snsm_lean", "muon"}
+    assert all(len(curve["val"]) == 3 and len(curve["train"]) == 6 for curve in curves.values())
 
 
 def test_the_committed_records_table_is_generated_from_its_results():
-    record = demo.SUITES_DIR.parent / "records" / "2026-12-02-demo"
+    record = demo_record.SUITES_DIR.parent / "records" / "2026-12-02-demo"
     results = json.loads((record / "results.json").read_text())
     assert (record / "table.md").read_text() == \
         demo.demo_report(results["rows"], results["config"]["steps"], markdown=True) + "\n"
