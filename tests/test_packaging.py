@@ -1,10 +1,12 @@
 """The distribution installs like a library: a wheel and an sdist that ``twine check`` passes, a
-wheel that works in a fresh environment holding torch alone, and workbench commands that name
-the extra they need. Nothing is downloaded: the build uses this environment's setuptools."""
+wheel that works in a fresh environment holding torch alone (its suites and the demo's digest of
+the standard record are package data), and workbench commands that name the extra they need.
+Nothing is downloaded: the build uses this environment's setuptools."""
 
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import json
 import os
 import re
 import shutil
@@ -16,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from snsm_workbench.bench import demo_record
 from test_architecture import _requirement_names
 
 ROOT = Path(__file__).resolve().parents[1]
+SUITES = ROOT / "src" / "snsm_workbench" / "suites"
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "src")
 
 
@@ -57,6 +61,9 @@ def test_wheel_metadata_and_contents(dist):
     assert "License-Expression: Apache-2.0" in meta and "Classifier: Typing :: Typed" in meta
     assert "snsm/py.typed" in names and "snsm/optim/named.py" in names
     assert "snsm_workbench/cli/__init__.py" in names
+    assert {f"snsm_workbench/suites/{p.name}" for p in SUITES.glob("*.json")} <= set(names)
+    assert "snsm_workbench/suites/standard.json" in names
+    assert "snsm_workbench/bench/standard_digest.json" in names
     assert not any(name.startswith("tests/") for name in names)
 
 
@@ -96,3 +103,35 @@ def test_wheel_works_in_a_torch_only_environment(dist, tmp_path):
     assert re.fullmatch(r"snsm: error: this command needs (transformers|numpy|tokenizers), from "
                         r"the 'train' extra: pip install 'snsm\[train\]'",
                         train.stderr.strip().splitlines()[-1])
+    _check_the_workbench_data(python, tmp_path)
+
+
+def _check_the_workbench_data(python: Path, cwd: Path) -> None:
+    """In the wheel's environment (outside the checkout): ``snsm list``, every suite file, the
+    demo's digest, and one clear error from what needs a checkout."""
+    listed = subprocess.run([str(python), "-m", "snsm_workbench", "list"], cwd=cwd,
+                            capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert "adamw_snsm" in listed.stdout
+    code = ("import json\n"
+            "from snsm_workbench.bench import demo_record, suites\n"
+            "from snsm_workbench.bench.stage_plan import load_plan\n"
+            "from snsm_workbench.bench.suite_files import SUITES_DIR, load_suite_file\n"
+            "load_suite_file('demo'), load_plan()\n"
+            "record = demo_record.load_record()\n"
+            "print(json.dumps({'folder': str(SUITES_DIR), 'suites': sorted(suites.SUITES),\n"
+            "                  'sentence': demo_record.record_sentence(record),\n"
+            "                  'lrs': demo_record.record_lrs(record)}))\n")
+    result = subprocess.run([str(python), "-c", code], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert Path(out["folder"]).parent.parent.name == "site-packages"  # not the checkout's
+    assert out["suites"] == sorted(p.stem for p in SUITES.glob("*.json") if p.stem != "standard")
+    assert out["sentence"].startswith("The standard record (benchmarks/records/2026-11-29-")
+    checkout = demo_record.record_lrs(demo_record.load_record())
+    assert out["lrs"] == {label: list(lrs) for label, lrs in checkout.items()}
+    root = subprocess.run([str(python), "-c", "from snsm_workbench.util.paths import "
+                           "repository_root; repository_root('the bench records')"],
+                          cwd=cwd, capture_output=True, text=True)
+    assert root.returncode == 1
+    assert "FileNotFoundError: the bench records needs a repository checkout" in root.stderr

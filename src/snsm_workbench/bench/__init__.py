@@ -1,6 +1,6 @@
 """``snsm bench``: our optimizers against the peers on one harness, with records and reports.
 
-Every suite's numbers live in ``benchmarks/suites/<name>.json``; the modules hold the protocol.
+Every suite's numbers live in ``snsm_workbench/suites/<name>.json``; the modules hold the protocol.
 
 Settings
 * ``suite_files``   load a suite file; check its keys and types (errors name file and key)

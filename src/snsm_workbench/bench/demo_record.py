@@ -7,27 +7,92 @@ AdamSNSM's headline entries; the lean level's lrs are AdamSNSM's (as the record'
 take their base's) and its runs the lean stage's ``adamw_snsm_8bit_pure_bf16``; snsm's Muon
 takes ``torch.optim.Muon``'s (the peers stage's ``muon``: the record's note shows ours trains
 the same curves bit for bit).
+
+The demo reads the record's digest (:func:`build_digest`: the few keys above, in the shape of
+the record's ``results.json``), shipped as package data (``standard_digest.json``) so that an
+installed wheel, which has no records, runs the demo. ``snsm docs`` rewrites it from the record
+(:func:`stale_digest`); a test checks it equals the one built from the committed record.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+from importlib import resources
 from pathlib import Path
 
 from snsm_workbench.bench.statistics import mean_curve
-from snsm_workbench.bench.suite_files import SUITES_DIR
+from snsm_workbench.util.paths import repository_root
 
-STANDARD_RECORD = SUITES_DIR.parent / "records" / "2026-11-29-standard"
+# The standard record's folder and its digest (package data), under the repository root.
+STANDARD_RECORD = Path("benchmarks/records/2026-11-29-standard")
+DIGEST = Path("src/snsm_workbench/bench/standard_digest.json")
 # Each demo contender: (stage, label) of its lrs, and of its runs, in the record's results.json.
 RECORD_SOURCES = {"adamw": ("headline", "adamw"), "adamw_snsm": ("headline", "adamw_snsm"),
                   "adamw_snsm_lean": ("headline", "adamw_snsm"), "muon": ("peers", "muon")}
 RECORD_RUNS = {**RECORD_SOURCES, "adamw_snsm_lean": ("lean", "adamw_snsm_8bit_pure_bf16")}
+# The labels whose optimizer state record_sentence compares (AdamW's is the 100%).
+STATE_LABELS = ("adamw", "adamw_sn", "adamw_snsm", "adamw_snsm_8bit_pure_bf16", "muon")
+
+
+def _link(record_dir: Path) -> str:
+    """``record_dir`` as the demo shows it: relative to the repository root when under it."""
+    try:
+        return Path(record_dir).resolve().relative_to(repository_root("a record link")).as_posix()
+    except (FileNotFoundError, ValueError):
+        return Path(record_dir).as_posix()
+
+
+def build_digest(results: dict, record_dir: Path = STANDARD_RECORD) -> dict:
+    """What the demo takes from a record's ``results.json`` (``results``), in its shape: the
+    record's folder (``record``), ``settings``' seeds and full_steps, the ``state`` bytes of
+    :data:`STATE_LABELS`, the lr and plain_lr of :data:`RECORD_SOURCES` and the validation
+    curves (steps, val_loss of each seed) of :data:`RECORD_RUNS`. Nothing else of the record
+    changes it."""
+    digest: dict = {"record": _link(record_dir),
+                    "settings": {key: results["settings"][key] for key in ("seeds", "full_steps")},
+                    "state": {label: results["state"][label] for label in STATE_LABELS}}
+    for stage, source in RECORD_SOURCES.values():
+        entry = results[stage][source]
+        digest.setdefault(stage, {})[source] = {"lr": entry["lr"], "plain_lr": entry["plain_lr"]}
+    for label, (stage, source) in RECORD_RUNS.items():
+        runs = [{"steps": run["steps"], "val_loss": run["val_loss"]}
+                for run in record_runs(results, label)]
+        place = digest.setdefault(stage, {})
+        if isinstance(results[stage][source], list):  # a lean level holds its runs
+            place[source] = runs
+        else:
+            place[source] = {**place.get(source, {}), "runs": runs}
+    return digest
+
+
+def digest_text(digest: dict) -> str:
+    """The digest as its file holds it."""
+    return json.dumps(digest, indent=1) + "\n"
+
+
+def stale_digest(root: Path, write: bool) -> list[Path]:
+    """``[root/DIGEST]`` when it differs from the digest of ``root``'s standard record
+    (rewritten when ``write``); ``[]`` when it does not, or when ``root`` has no such record."""
+    results = Path(root) / STANDARD_RECORD / "results.json"
+    if not results.is_file():
+        return []
+    text = digest_text(build_digest(json.loads(results.read_text())))
+    path = Path(root) / DIGEST
+    if path.is_file() and path.read_text() == text:
+        return []
+    if write:
+        path.write_text(text)
+    return [path]
 
 
 def load_record(record_dir: Path = STANDARD_RECORD) -> dict:
-    """The standard record's ``results.json``."""
-    return json.loads((Path(record_dir) / "results.json").read_text())
+    """The digest (:func:`build_digest`) of the record in ``record_dir``: for the standard
+    record the packaged one (no checkout needed), else one built from its ``results.json``."""
+    if Path(record_dir) == STANDARD_RECORD:
+        return json.loads(resources.files(__package__).joinpath(DIGEST.name).read_text())
+    results = json.loads((Path(record_dir) / "results.json").read_text())
+    return build_digest(results, Path(record_dir))
 
 
 def record_lrs(record: dict) -> dict[str, tuple[float, float | None]]:
@@ -54,15 +119,14 @@ def record_final(record: dict, label: str) -> float:
     return record_curve(record, label)[1][-1]
 
 
-def record_sentence(record: dict, record_dir: Path = STANDARD_RECORD) -> str:
-    """What the standard record concludes, in one sentence, its numbers from the record."""
+def record_sentence(record: dict, record_dir: Path | None = None) -> str:
+    """What the standard record concludes, in one sentence, its numbers from the record (a
+    digest); its report is in ``record_dir``, by default the digest's ``record``."""
     state = record["state"]
     share = {label: 100 * state[label] / state["adamw"]
              for label in ("adamw_sn", "adamw_snsm", "adamw_snsm_8bit_pure_bf16", "muon")}
     settings = record["settings"]
-    where = Path(record_dir)
-    where = where.relative_to(SUITES_DIR.parents[1]) if where.is_relative_to(
-        SUITES_DIR.parents[1]) else where
+    where = Path(record["record"] if record_dir is None else _link(record_dir))
     return (f"The standard record ({where / 'report.md'}: {settings['full_steps']} steps, "
             f"every lr tuned, {settings['seeds']} seeds) finds AdamSN and AdamSNSM level with "
             f"tuned AdamW in loss at {share['adamw_sn']:.1f}% and {share['adamw_snsm']:.1f}% "

@@ -1,7 +1,7 @@
 """The standard report's "Lean Muon" section: each configuration of the ``muon`` stage
 (issue 23) against AdamW and against ``torch.optim.Muon`` with the headline's statistics, and
 which configuration, if any, meets the goals of ``muon_goals`` in
-``benchmarks/suites/standard.json`` (:attr:`snsm_workbench.bench.stage_plan.Plan.muon_goals`).
+``snsm_workbench/suites/standard.json`` (:attr:`snsm_workbench.bench.stage_plan.Plan.muon_goals`).
 
 Per configuration (seeded runs, paired by seed: :func:`~snsm_workbench.bench.comparison.compare`):
 final loss; Δ loss vs AdamW and vs the peer ``muon_goals["peer"]`` (of the ``peers`` stage),

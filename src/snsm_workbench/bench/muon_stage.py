@@ -1,7 +1,7 @@
 """The standard suite's ``muon`` stage: the Muon family (issue 23) under the same fair tuning as
 every other contender, beside ``torch.optim.Muon`` (the ``peers`` stage's ``muon``).
 
-Its items are ``muon`` in ``benchmarks/suites/standard.json``, in priority order (the pool
+Its items are ``muon`` in ``snsm_workbench/suites/standard.json``, in priority order (the pool
 trains an earlier item's runs first, so an interrupted stage has its most informative runs,
 and a rerun resumes from the cached ones); ``settings.muon_labels`` names the items that run.
 

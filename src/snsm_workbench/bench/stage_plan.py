@@ -1,4 +1,4 @@
-"""The standard suite's plan, read from ``benchmarks/suites/standard.json``.
+"""The standard suite's plan, read from ``snsm_workbench/suites/standard.json``.
 
 Keys of the file (every one required; a bad one raises :class:`SuiteFileError` naming it):
 

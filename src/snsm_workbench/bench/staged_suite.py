@@ -1,6 +1,6 @@
 """The staged suite (``snsm bench --suite standard``): long, fairly tuned, seeded comparisons
 with each ingredient isolated. Its numbers (grids, stages, lean levels, search variants, seeds,
-steps) are in ``benchmarks/suites/standard.json`` (:mod:`snsm_workbench.bench.stage_plan`).
+steps) are in ``snsm_workbench/suites/standard.json`` (:mod:`snsm_workbench.bench.stage_plan`).
 
 Setting (the file's): the tiny LLaMA, ``full_steps`` steps of 16 x 128 tokens (2M tokens at
 1,000), evaluated every 50 steps on 16 validation batches, a 2,048-token BPE vocabulary (the

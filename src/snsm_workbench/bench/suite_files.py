@@ -1,4 +1,4 @@
-"""The suites' settings as data: ``benchmarks/suites/<name>.json``, loaded and checked here.
+"""The suites' settings as data: ``snsm_workbench/suites/<name>.json``, loaded and checked here.
 
 Every number of a suite (grids, stages, lean levels, search variants, seeds, steps) lives in
 its JSON file; the Python holds the protocol. :func:`load_suite_file` reads one file and
@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-# src/snsm_workbench/bench/ -> the repository root (an editable or source install).
-SUITES_DIR = Path(__file__).resolve().parents[3] / "benchmarks" / "suites"
+# Package data (src/snsm_workbench/suites/): a wheel holds them as an editable install does.
+SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 
 _KINDS: dict[str, tuple[type, ...]] = {
     "int": (int,), "number": (int, float), "bool": (bool,), "str": (str,), "list": (list,),

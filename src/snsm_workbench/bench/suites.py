@@ -1,7 +1,7 @@
 """The short suites of ``snsm bench`` (demo, quick, full, finetune, gpu), read from their files.
 
 Each suite's contenders, model, steps, seeds and tuning budget are in
-``benchmarks/suites/<name>.json`` (the ``description`` key says what it is for); this module
+``snsm_workbench/suites/<name>.json`` (the ``description`` key says what it is for); this module
 turns one into a :class:`Suite`. Keys: ``preset``, ``steps``, ``seeds``, ``tune``,
 ``tune_steps``, ``batch_size``, ``eval_every``, ``eval_batches``, ``device``, ``bf16``,
 optional ``finetune`` ({``pretrain_steps``, ``corpus``}), ``contenders`` (ours: ``label``,

@@ -1,7 +1,7 @@
 """Learning-rate tuning: the same protocol and budget for every contender.
 
 The standard suite runs the whole protocol below (its steps and extension counts come from
-``tuning`` in ``benchmarks/suites/standard.json``); a short suite with ``tune`` runs step 1
+``tuning`` in ``snsm_workbench/suites/standard.json``); a short suite with ``tune`` runs step 1
 alone, on its grid, without extensions (:func:`tune_lr`), and keeps the contender's
 recommended lr when every point diverged. The report prints every point, so the small bias of
 a short budget towards larger lrs shows.

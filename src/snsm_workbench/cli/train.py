@@ -25,9 +25,9 @@ def add_parser(subparsers) -> None:
     demo = subparsers.add_parser(
         "demo", help="adamw, adamw_snsm (tuned, lean), muon: the standard record's lrs")
     demo.add_argument("--steps", type=positive_int, default=None,
-                      help="optimizer steps of each run (default: benchmarks/suites/demo.json's)")
+                      help="optimizer steps of each run (default: the demo suite's)")
     demo.add_argument("--eval-every", type=positive_int, default=None,
-                      help="steps between evaluations (default: benchmarks/suites/demo.json's)")
+                      help="steps between evaluations (default: the demo suite's)")
     demo.add_argument("--seed", type=int, default=0,
                       help="seed of the model init and batches (default 0)")
     demo.add_argument("--out", default="runs/demo",

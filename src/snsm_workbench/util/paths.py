@@ -1,4 +1,5 @@
-"""Checks of folders the workbench writes: raise ValueError or PermissionError naming the path."""
+"""Checks of folders the workbench writes (ValueError or PermissionError naming the path), and
+the repository checkout, for what only a checkout has."""
 
 from __future__ import annotations
 
@@ -39,3 +40,19 @@ def check_not_special(name: str, path: str | os.PathLike) -> None:
     kind = next((kind for test, kind in _SPECIAL if test(mode)), None)
     if kind is not None:
         raise ValueError(f"{name} {path} is {kind}, not a regular file or folder")
+
+
+def repository_root(needs: str) -> Path:
+    """The repository checkout this workbench runs from (``src/snsm_workbench/util/`` -> the
+    root): the folder holding ``pyproject.toml``, ``src/snsm_workbench`` and ``benchmarks/``.
+    Only for what only a checkout has (the bench records, the tests); an installed wheel has
+    none: FileNotFoundError naming ``needs`` (what the caller wanted from it) and the way out."""
+    package = Path(__file__).resolve().parents[1]
+    root = package.parents[1]
+    if package != root / "src" / "snsm_workbench" or not all(
+            (root / name).exists() for name in ("pyproject.toml", "benchmarks")):
+        raise FileNotFoundError(
+            f"{needs} needs a repository checkout of snsm (pyproject.toml, src/ and "
+            f"benchmarks/), but this workbench runs from {package}, outside one (an installed "
+            f"wheel?): clone the repository and install it with pip install -e '.[train]'")
+    return root

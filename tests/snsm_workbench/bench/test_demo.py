@@ -10,6 +10,9 @@ from bench_helpers import write_corpus
 from snsm_workbench.bench import demo, demo_record
 from snsm_workbench.bench.suite_files import load_suite_file
 from snsm_workbench.bench.suites import get_suite
+from snsm_workbench.util.paths import repository_root
+
+ROOT = repository_root("the tests of the demo's records")
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +99,7 @@ def _headline_row(report: str, label: str) -> list[str]:
 def test_the_records_sentence_agrees_with_the_record():
     record = demo_record.load_record()
     sentence = demo_record.record_sentence(record)
-    report = (demo_record.STANDARD_RECORD / "report.md").read_text()
+    report = (ROOT / demo_record.STANDARD_RECORD / "report.md").read_text()
     assert "benchmarks/records/2026-11-29-standard/report.md" in sentence
     for label in ("adamw_sn", "adamw_snsm"):
         assert _headline_row(report, label)[-1] == "level"
@@ -110,7 +113,7 @@ def test_the_records_sentence_agrees_with_the_record():
 
 def test_the_spread_sentence_takes_adamws_seed_sd_from_the_record():
     record = demo_record.load_record()
-    report = (demo_record.STANDARD_RECORD / "report.md").read_text()
+    report = (ROOT / demo_record.STANDARD_RECORD / "report.md").read_text()
     sd = float(_headline_row(report, "adamw")[3].split("±")[1])
     sentence = demo_record.spread_sentence(record, 200)
     assert f"varies by {sd:.3f} (sd)" in sentence and "one seed of 200 steps" in sentence
@@ -153,7 +156,7 @@ def test_the_figure_redraws_from_results_alone(smoke, tmp_path):
 
 
 def test_the_committed_records_table_is_generated_from_its_results():
-    record = demo_record.SUITES_DIR.parent / "records" / "2026-12-02-demo"
+    record = ROOT / "benchmarks" / "records" / "2026-12-02-demo"
     results = json.loads((record / "results.json").read_text())
     assert (record / "table.md").read_text() == \
         demo.demo_report(results["rows"], results["config"]["steps"], markdown=True) + "\n"

@@ -1,4 +1,4 @@
-"""Suite settings are data (benchmarks/suites/*.json), loaded and checked with clear errors."""
+"""Suite settings are data (snsm_workbench/suites/*.json), loaded and checked with clear errors."""
 
 import json
 import shutil
