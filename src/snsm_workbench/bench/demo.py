@@ -1,6 +1,6 @@
 """``snsm demo``: the standard record's tuned optimizers train the tiny LLaMA on Shakespeare.
 
-The contenders are the ``demo`` suite's (``benchmarks/suites/demo.json``): AdamW, AdamSNSM,
+The contenders are the ``demo`` suite's (``src/snsm_workbench/suites/demo.json``): AdamW, AdamSNSM,
 AdamSNSM lean (8-bit states, pure-bf16 weights with stochastic rounding) and snsm's Muon, each
 at the lrs the standard record tuned (:mod:`~snsm_workbench.bench.demo_record`; the file was
 written from the record and a test checks they are equal). Same model as the record (its preset, vocabulary,

@@ -49,7 +49,7 @@ def test_each_configuration_against_adamw_and_the_peer_with_the_goals_missed():
     rows = {r["optimizer"]: r for r in muon_rows(_results(), GOALS)}
     assert list(rows) == ["lean", "big", "short", "worse", "unrun"]  # the stage's order
     assert rows["short"]["incomplete"] == "2 of 3 seeds"
-    assert rows["unrun"]["incomplete"] == "no results yet"
+    assert rows["unrun"]["incomplete"] == "not finished"
     lean = rows["lean"]
     assert lean["delta"] == pytest.approx(3.8033 - 4.0, abs=1e-3) and lean["delta_ci"][1] < 0
     assert lean["peer"]["delta"] == pytest.approx(3.8033 - 3.8033, abs=1e-3)
