@@ -54,6 +54,7 @@ from typing import Any
 
 from torch import nn
 
+from snsm.optim.describe import log_routing
 from snsm.optim.registry import get_spec, require_module
 from snsm.optim.routing import param_groups
 
@@ -63,7 +64,7 @@ logger = logging.getLogger(__name__)
 
 
 def optimizer_cls_and_kwargs(model: nn.Module, name: str, *, args: Any = None,
-                             plain: dict | None = None,
+                             plain: dict | None = None, verbose: bool = False,
                              **hparams: Any) -> tuple[type, dict[str, Any]]:
     """``(optimizer class, kwargs)`` for ``transformers.Trainer(optimizer_cls_and_kwargs=...)``.
 
@@ -75,6 +76,8 @@ def optimizer_cls_and_kwargs(model: nn.Module, name: str, *, args: Any = None,
             are the defaults of ``lr`` and ``weight_decay`` (the Trainer itself ignores them).
         plain: hyperparameters of the plain group only (for example ``{"lr": 5e-3}``); its
             ``weight_decay`` is 0 unless given here.
+        verbose: log the routing table (:func:`snsm.describe_routing`: each tensor's rule,
+            lr, weight decay and state bytes) at INFO; without it, at DEBUG.
         **hparams: the optimizer's hyperparameters (both groups), ``lr`` included.
 
     The kwargs hold ``"params"`` (the routed groups) and ``hparams``. Unknown
@@ -86,7 +89,8 @@ def optimizer_cls_and_kwargs(model: nn.Module, name: str, *, args: Any = None,
     hparams = _lr_and_decay(cls, args, hparams)
     plain = {"weight_decay": 0.0, **(plain or {})}
     groups = param_groups(model, plain=plain, route=spec.route)
-    cls([dict(group) for group in groups], **hparams)  # validates; holds no state yet
+    checked = cls([dict(group) for group in groups], **hparams)  # validates; holds no state
+    log_routing(checked, model, verbose)
     return cls, {"params": groups, **hparams}
 
 

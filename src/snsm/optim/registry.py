@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from snsm.optim import named
+from snsm.optim.describe import log_routing
 from snsm.optim.optimizer import SNSM
 from snsm.optim.routing import param_groups
 
@@ -90,18 +91,22 @@ def get_optimizer_class(name: str) -> type[SNSM]:
 
 
 def create_optimizer(model: nn.Module, name: str, plain: dict | None = None,
-                     route: str | None = None, **hparams) -> SNSM:
+                     route: str | None = None, verbose: bool = False, **hparams) -> SNSM:
     """Route ``model`` with :func:`snsm.param_groups` and build optimizer ``name``.
 
     ``hparams`` go to the optimizer (both groups); ``plain`` overrides the plain
     group only (for example ``plain={"lr": 1e-3}`` for the embeddings and norms);
     ``route`` is :func:`snsm.param_groups`'s (default: the spec's, ``"hidden"`` for the
-    Muon family, else ``"linear"``).
+    Muon family, else ``"linear"``). The routing table (:func:`snsm.describe_routing`: each
+    tensor's rule, lr, weight decay and state bytes) is logged at INFO with ``verbose=True``,
+    else at DEBUG, on the ``snsm.optim.describe`` logger.
     Raises TypeError if ``model`` is not an ``nn.Module`` (see :func:`require_module`).
     """
     require_module(model, "create_optimizer")
     spec = get_spec(name)
-    return spec.cls(param_groups(model, plain=plain, route=route or spec.route), **hparams)
+    optimizer = spec.cls(param_groups(model, plain=plain, route=route or spec.route), **hparams)
+    log_routing(optimizer, model, verbose)
+    return optimizer
 
 
 def require_module(model, caller: str) -> nn.Module:

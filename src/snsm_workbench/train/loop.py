@@ -175,6 +175,7 @@ class Trainer:
             return optimizer_factory(module, run)
         return snsm.create_optimizer(module, self.config.optimizer, plain={"lr": run.plain_lr},
                                      lr=run.lr, weight_decay=run.weight_decay,
+                                     verbose=not self.config.quiet and self.parallel.is_main,
                                      **self.config.optimizer_args)
 
     def close(self) -> None:
