@@ -13,7 +13,7 @@ Routes:
 * ``"all-matrices"``: every 2-D parameter (the embedding too) to the matrix group,
   vectors to the plain group.
 * ``"hidden"`` (the Muon family's): the :func:`hidden_matrices` (``nn.Linear`` weights of the
-  blocks, not the lm_head) to the matrix group; the embedding, the head, norms and biases
+  blocks, not the output layer: ``lm_head``, ``output`` or ``head``) to the matrix group; the embedding, the head, norms and biases
   to the plain group (the auxiliary group of :mod:`snsm.optim.auxiliary`).
 
 :func:`hidden_matrices` names a different set, the one the peers (GaLore, Muon,
@@ -22,11 +22,15 @@ Routes:
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 from torch import nn
 
+logger = logging.getLogger(__name__)
+
 ROUTES = ("linear", "all-matrices", "hidden")
+OUTPUT_NAMES = ("lm_head", "output", "head")  # the output layer's usual attribute names
 
 
 def _linear_weights(model: nn.Module) -> list[nn.Parameter]:
@@ -66,11 +70,27 @@ def param_groups(model: nn.Module, plain: dict | None = None, route: str = "line
     return [group for group in groups if group["params"]]
 
 
+def output_layer(model: nn.Module) -> nn.Module | None:
+    """The model's output layer: a Hugging Face model's output embeddings, else an ``nn.Linear``
+    attribute of the model named as in :data:`OUTPUT_NAMES`; None when it has neither."""
+    if hasattr(model, "get_output_embeddings"):
+        output = model.get_output_embeddings()
+        if output is not None:
+            return output
+    return next((module for name in OUTPUT_NAMES
+                 if isinstance(module := getattr(model, name, None), nn.Linear)), None)
+
+
 def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
-    """The trainable ``nn.Linear`` weights of the blocks: not the embedding, not the lm_head
-    (the output embedding of a Hugging Face model, else a module attribute ``lm_head``)."""
-    output = (model.get_output_embeddings() if hasattr(model, "get_output_embeddings")
-              else getattr(model, "lm_head", None))
+    """The trainable ``nn.Linear`` weights of the blocks: not the embedding, not the output layer
+    (:func:`output_layer`). A model without one is logged (a warning): every ``nn.Linear``
+    weight is then a hidden matrix, a head without a usual name included."""
+    output = output_layer(model)
+    if output is None:
+        logger.warning("route 'hidden': %s has no output layer (get_output_embeddings(), or an "
+                       "nn.Linear attribute %s), so every nn.Linear weight gets the matrix "
+                       "rule; if it has a head by another name, give its groups by hand: "
+                       "[{'params': hidden}, {'params': rest, 'use_snsm': False}]", type(model).__name__, ", ".join(OUTPUT_NAMES))
     skip = {id(output.weight)} if output is not None else set()
     return [m.weight for m in model.modules()
             if isinstance(m, nn.Linear) and m.weight.requires_grad and id(m.weight) not in skip]

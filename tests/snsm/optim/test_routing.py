@@ -67,3 +67,24 @@ def test_plain_group_keeps_full_momentum_and_per_coordinate_steps():
     embed, proj = optimizer.state[model.embed.weight], optimizer.state[model.proj.weight]
     assert embed["momentum"].shape == embed["accumulator"].shape == model.embed.weight.shape
     assert proj["momentum"].shape == (32, 2) and proj["accumulator"].shape == (32, 1)
+
+
+@pytest.mark.parametrize("name", ["lm_head", "output", "head"])
+def test_the_hidden_route_keeps_an_output_layer_by_its_usual_names_out(name, caplog):
+    """A head called ``output`` (torchtitan's LLaMA) or ``head`` used to get the matrix rule."""
+    model = nn.Module()
+    model.embed = nn.Embedding(50, 16)
+    model.block = nn.Linear(16, 16)
+    setattr(model, name, nn.Linear(16, 50, bias=False))
+    hidden, plain = snsm.param_groups(model, route="hidden")
+    assert [p for p in hidden["params"]] == [model.block.weight]
+    assert any(p is getattr(model, name).weight for p in plain["params"])
+    assert "no output layer" not in caplog.text
+
+
+def test_the_hidden_route_warns_when_it_finds_no_output_layer(caplog):
+    model = nn.Sequential(nn.Embedding(50, 16), nn.Linear(16, 50))
+    with caplog.at_level("WARNING", logger="snsm.optim.routing"):
+        hidden, _ = snsm.param_groups(model, route="hidden")
+    assert hidden["params"] == [model[1].weight]  # unnamed: it cannot tell the head
+    assert "Sequential has no output layer" in caplog.text and "lm_head, output, head" in caplog.text
