@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -74,7 +75,11 @@ CONFIGS = {
     "muon_sm[gaussian,buffer,fp32]": ("muon_sm", {
         "lr": 1e-2, "ns_dtype": "float32", "projector": "gaussian", "complement": "buffer",
         **SM}),
+    # Pure-bf16 weights, stochastic rounding: a shard rounds with its rows' bits of the whole.
+    "adamw[bf16]": ("adamw", {"lr": 1e-2}),
+    "adamw_snsm[uniform,bf16]": ("adamw_snsm", {"lr": 1e-2, "projector": "uniform", **SM}),
 }
+BF16 = ("adamw[bf16]", "adamw_snsm[uniform,bf16]")  # their models' weights are bf16
 
 # Configurations also run under HSDP (2-D mesh), one per projector family and Subset-Norm.
 HSDP = ("adamw_sn", "adamw_snsm[uniform]", "adamw_snsm[gaussian]", "adamw_snsm[svd]")
@@ -96,10 +101,10 @@ class TinyModel(nn.Module):
         return self.row(torch.tanh(self.wide(hidden))).squeeze(-1)
 
 
-def make_model(seed: int = 0) -> TinyModel:
+def make_model(seed: int = 0, dtype: torch.dtype = torch.float32) -> TinyModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return TinyModel()
+        return TinyModel().to(dtype)
 
 
 def make_batches(steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -123,7 +128,8 @@ def local_half(batch, rank: int, world: int):
 
 def train(model, optimizer, batches) -> None:
     for tokens, target in batches:
-        F.mse_loss(model(tokens), target).backward()
+        output = model(tokens)
+        F.mse_loss(output, target.to(output.dtype)).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -134,7 +140,8 @@ def full_params(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def relative_difference(got: dict, want: dict) -> float:
-    return max(((got[k] - want[k]).norm() / want[k].norm()).item() for k in want)
+    return max(((got[k].float() - want[k].float()).norm() / want[k].float().norm()).item()
+               for k in want)
 
 
 def full_state(optimizer, skip: frozenset = frozenset()) -> dict[str, torch.Tensor]:
@@ -172,7 +179,9 @@ def equivalence(out: Path, rank: int, world: int) -> None:
     for label, (name, hparams) in CONFIGS.items():
         # compile=True only under FSDP2: the eager reference and DDP spare two compilations.
         eager = {k: v for k, v in hparams.items() if k != "compile"}
-        reference = make_model()
+        dtype = torch.bfloat16 if label in BF16 else torch.float32
+        new_model = functools.partial(make_model, dtype=dtype)
+        reference = new_model()
         reference_optimizer = snsm.create_optimizer(reference, name, **eager)
         train(reference, reference_optimizer, batches)
         want = full_params(reference)
@@ -180,7 +189,7 @@ def equivalence(out: Path, rank: int, world: int) -> None:
         skip = frozenset({"basis", "momentum"}) if hparams.get("projector") in (
             "svd", "rsvd") else frozenset()
         row = {}
-        fsdp = shard_fsdp(make_model())
+        fsdp = shard_fsdp(new_model())
         optimizer = snsm.create_optimizer(fsdp, name, **hparams)
         train(fsdp, optimizer, local)
         row["fsdp"] = relative_difference(full_params(fsdp), want)
@@ -188,20 +197,23 @@ def equivalence(out: Path, rank: int, world: int) -> None:
                                              full_state(reference_optimizer, skip))
         row["state_bytes"] = snsm.state_bytes(optimizer)
         row["estimated_bytes"] = snsm.estimate_state_bytes(
-            make_model(), name, world_size=world, shard_index=rank,
+            new_model(), name, world_size=world, shard_index=rank,
             **{k: v for k, v in eager.items() if k not in ("lr", "weight_decay")})
         if label in HSDP:  # a (1, 2) mesh: placements (Replicate(), Shard(0))
             mesh = init_device_mesh("cpu", (1, world), mesh_dim_names=("replicate", "shard"))
-            hsdp = shard_fsdp(make_model(), mesh)
+            hsdp = shard_fsdp(new_model(), mesh)
             hsdp_optimizer = snsm.create_optimizer(hsdp, name, **eager)
             train(hsdp, hsdp_optimizer, local)
             row["hsdp"] = relative_difference(full_params(hsdp), want)
             row["hsdp_state"] = state_difference(full_state(hsdp_optimizer, skip),
                                                  full_state(reference_optimizer, skip))
-        ddp = DistributedDataParallel(make_model())
+        ddp = DistributedDataParallel(new_model())
         train(ddp, snsm.create_optimizer(ddp.module, name, **eager), local)
         row["ddp"] = relative_difference(full_params(ddp), want)
-        overlapped = DistributedDataParallel(make_model())
+        row["fsdp_vs_ddp_max_abs"] = max((a.float() - b.float()).abs().max().item() for a, b in
+                                         zip(full_params(fsdp).values(),
+                                             full_params(ddp).values()))
+        overlapped = DistributedDataParallel(new_model())
         in_backward = snsm.create_optimizer(overlapped.module, name, **eager)
         snsm.step_in_backward(overlapped, in_backward)
         train(overlapped, in_backward, local)

@@ -99,7 +99,7 @@ def compiled_step(params: list[Tensor], grads: list[Tensor], states: list[dict],
         step = int(state["step"].item())
         refresh_if_due(grad, state, plan, hp, step, index)
         rows.append(scalar_row(step_scalars(step, plan, hp)))
-        rounding = stochastic_bits(param, hp, index, step)  # drawn whole: a graph input
+        rounding = stochastic_bits(param, hp, index, step, plan.shard)  # a graph input
         bits.append(None if rounding is None else rounding.whole())
     for key, idx in group_by_device_and_dtype(params).items():
         if key not in cache:

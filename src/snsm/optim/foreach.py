@@ -117,8 +117,8 @@ def _foreach_bucket(params, grads, states, plans, hp: GroupHParams, indices) -> 
         _update_bucket(masters, [grads[i] for i in piece], [states[i] for i in piece],
                        [plans[i] for i in piece], hp, [steps[i] for i in piece])
         for i, master in zip(piece, masters):
-            write_back_(params[i], master, stochastic_bits(params[i], hp, indices[i], steps[i]),
-                        states[i].get(COMPENSATION))
+            bits = stochastic_bits(params[i], hp, indices[i], steps[i], plans[i].shard)
+            write_back_(params[i], master, bits, states[i].get(COMPENSATION))
 
 
 def _pieces(tensors: list[Tensor], limit: int) -> list[list[int]]:

@@ -26,7 +26,7 @@ def single_tensor_step(params: list[Tensor], grads: list[Tensor], states: list[d
         step = int(state["step"].item())
         refresh_if_due(grad, state, plan, hp, step, index)
         update_parameter_(param, grad, state, plan, step_scalars(step, plan, hp), rules,
-                          stochastic_bits(param, hp, index, step))
+                          stochastic_bits(param, hp, index, step, plan.shard))
 
 
 def snsm_update(params: list[Tensor], grads: list[Tensor], states: list[dict],

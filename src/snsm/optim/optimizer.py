@@ -72,8 +72,8 @@ class SNSM(torch.optim.Optimizer):
         bf16_update: how the update reaches a bf16 parameter (no effect on other dtypes;
             :mod:`snsm.rules.bf16`): ``"stochastic"`` (the default: computed in float32 and
             written back with unbiased stochastic rounding, bits from a generator seeded by
-            ``seed``, the parameter's index and the step, never the global RNG; under FSDP2
-            each shard draws its own), ``"kahan"`` (a bf16 compensation per parameter in the
+            ``seed``, the parameter's index and the step, never the global RNG; an FSDP2
+            shard takes its rows' bits of the whole, so ranks round as one process), ``"kahan"`` (a bf16 compensation per parameter in the
             state, 2 bytes per element, keeps the low bits: deterministic) or ``"nearest"``
             (rounded to nearest, as plain PyTorch: updates below half a bf16 spacing are
             lost and training stalls).

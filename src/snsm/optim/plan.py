@@ -87,9 +87,10 @@ class ParamPlan:
     """The rules one parameter gets: its momentum rule, its partition (None: D = 1),
     for a shard of a parameter the projector that works on it (None: the group's), and
     whether its momentum and per-coordinate accumulator are 8-bit
-    (:mod:`snsm.rules.quantize`), its orthogonalizing rule (None: none) and, for that rule on
-    a shard of a parameter, the shard's ``ShardSpec`` (which gathers the whole matrix:
-    :mod:`snsm.optim.sharding`)."""
+    (:mod:`snsm.rules.quantize`), its orthogonalizing rule (None: none) and, for a shard of a
+    parameter, the shard's ``ShardSpec`` (:mod:`snsm.optim.sharding`: an orthogonalizing rule
+    gathers the whole matrix through it, and stochastic rounding draws the shard's rows' bits
+    of the whole)."""
 
     momentum: str
     partition: Partition | None

@@ -183,9 +183,8 @@ class ShardSpec:
         plan = hp.plan(self.shape)
         partition = None if plan.partition is None else self.local_partition(plan.partition)
         projector = ShardProjector(hp.projector, self) if plan.momentum == "subspace" else None
-        orthogonal_shard = self if plan.orthogonal is not None else None  # gathers the matrix
         return ParamPlan(plan.momentum, partition, projector, plan.quantized, plan.orthogonal,
-                         orthogonal_shard)
+                         self)
 
     def local_partition(self, partition: Partition) -> Partition:
         """The partition of the local rows that gives this shard's part of the global one."""

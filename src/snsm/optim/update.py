@@ -17,6 +17,7 @@ step nor a scheduled lr retraces the graph). The group's fixed settings are an
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import NamedTuple
 
 import torch
@@ -85,13 +86,21 @@ def step_scalars(step: int, plan: ParamPlan, hp: GroupHParams) -> StepScalars:
                        1 - hp.lr * hp.weight_decay)
 
 
-def stochastic_bits(param: Tensor, hp: GroupHParams, index: int,
-                    step: int) -> RoundingBits | None:
+def stochastic_bits(param: Tensor, hp: GroupHParams, index: int, step: int,
+                    shard=None) -> RoundingBits | None:
     """The random bits of step ``step``'s stochastic rounding of a bf16 parameter (seeded by
-    the group's seed, the parameter's index and the step); None where it does not apply."""
+    the group's seed, the parameter's index and the step); None where it does not apply. A
+    shard (FSDP2; ``shard``: its ``ShardSpec``) takes its rows' bits of the whole parameter's,
+    elements ``[start n, stop n)`` of ``prod(shape)`` (n: a row's elements), so that every
+    rank rounds as one process would."""
     if not (hp.bf16_update == "stochastic" and param.dtype == torch.bfloat16):
         return None
-    return rounding_bits(tuple(param.shape), param.device, mix_seed(hp.seed, index, step, _SR))
+    seed = mix_seed(hp.seed, index, step, _SR)
+    if shard is None:
+        return rounding_bits(tuple(param.shape), param.device, seed)
+    row = math.prod(shard.shape[1:])
+    return rounding_bits(tuple(param.shape), param.device, seed, shard.start * row,
+                         math.prod(shard.shape))
 
 
 def refresh_if_due(grad: Tensor, state: dict, plan: ParamPlan, hp: GroupHParams, step: int,

@@ -189,3 +189,23 @@ def test_every_path_rounds_a_tensor_of_several_chunks_alike():
     assert torch.equal(single, train(False, in_backward=True))
     transposed = train(False, transposed=True)
     assert not transposed.is_contiguous() and torch.equal(single, transposed)
+
+
+@pytest.mark.parametrize("rows, world", [((1 << 20) // 96 + 7, 2), (13, 3), (1, 2)])
+def test_an_fsdp2_shard_rounds_with_its_rows_bits_of_the_whole(rows, world):
+    """Each shard's bits are the whole parameter's at its rows (they used to start at element 0
+    of every shard, so 2 ranks rounded unlike one process); the first case spans a chunk
+    boundary, the last leaves a rank with no row."""
+    from snsm.optim.plan import GroupHParams
+    from snsm.optim.sharding import ShardSpec
+    from snsm.optim.update import stochastic_bits
+
+    shape = (rows, 96)
+    hp = GroupHParams.from_group({**snsm.AdamW([torch.zeros(1)]).defaults, "use_snsm": False})
+    whole = stochastic_bits(torch.zeros(shape, dtype=torch.bfloat16), hp, 3, 5).whole()
+    parts = []
+    for index in range(world):
+        shard = ShardSpec.for_shard(shape, index, world)
+        local = torch.zeros((shard.stop - shard.start, 96), dtype=torch.bfloat16)
+        parts.append(stochastic_bits(local, hp, 3, 5, shard).whole())
+    assert torch.equal(torch.cat(parts), whole)
