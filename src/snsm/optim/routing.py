@@ -13,8 +13,8 @@ Routes:
 * ``"all-matrices"``: every 2-D parameter (the embedding too) to the matrix group,
   vectors to the plain group.
 * ``"hidden"`` (the Muon family's): the :func:`hidden_matrices` (``nn.Linear`` weights of the
-  blocks, not the output layer: ``lm_head``, ``output`` or ``head``) to the matrix group; the embedding, the head, norms and biases
-  to the plain group (the auxiliary group of :mod:`snsm.optim.auxiliary`).
+  blocks, not the output layer: ``lm_head``, ``output`` or ``head``) to the matrix group; the
+  embedding, the head, norms and biases to the plain group (the auxiliary group of :mod:`snsm.optim.auxiliary`).
 
 :func:`hidden_matrices` names a different set, the one the peers (GaLore, Muon,
 ...) project: the ``nn.Linear`` weights inside the blocks, not the lm_head.
@@ -90,7 +90,8 @@ def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
         logger.warning("route 'hidden': %s has no output layer (get_output_embeddings(), or an "
                        "nn.Linear attribute %s), so every nn.Linear weight gets the matrix "
                        "rule; if it has a head by another name, give its groups by hand: "
-                       "[{'params': hidden}, {'params': rest, 'use_snsm': False}]", type(model).__name__, ", ".join(OUTPUT_NAMES))
+                       "[{'params': hidden}, {'params': rest, 'use_snsm': False}]",
+                       type(model).__name__, ", ".join(OUTPUT_NAMES))
     skip = {id(output.weight)} if output is not None else set()
     return [m.weight for m in model.modules()
             if isinstance(m, nn.Linear) and m.weight.requires_grad and id(m.weight) not in skip]
