@@ -14,7 +14,8 @@ Routes:
   vectors to the plain group.
 * ``"hidden"`` (the Muon family's): the :func:`hidden_matrices` (``nn.Linear`` weights of the
   blocks, not the output layer: ``lm_head``, ``output`` or ``head``) to the matrix group; the
-  embedding, the head, norms and biases to the plain group (the auxiliary group of :mod:`snsm.optim.auxiliary`).
+  embedding, the head, norms and biases to the plain group (the auxiliary group of
+  :mod:`snsm.optim.auxiliary`).
 
 :func:`hidden_matrices` names a different set, the one the peers (GaLore, Muon,
 ...) project: the ``nn.Linear`` weights inside the blocks, not the lm_head.

@@ -1,11 +1,11 @@
 """``snsm demo``: the standard record's tuned optimizers train the tiny LLaMA on Shakespeare.
 
-The contenders are the ``demo`` suite's (``src/snsm_workbench/suites/demo.json``): AdamW, AdamSNSM,
-AdamSNSM lean (8-bit states, pure-bf16 weights with stochastic rounding) and snsm's Muon, each
-at the lrs the standard record tuned (:mod:`~snsm_workbench.bench.demo_record`; the file was
-written from the record and a test checks they are equal). Same model as the record (its preset, vocabulary,
-sequence length and batch), seed, data order, steps and warmup + cosine schedule for all; fewer
-steps than the record's 1000, so that the demo takes minutes.
+The contenders are the ``demo`` suite's (``src/snsm_workbench/suites/demo.json``): AdamW,
+AdamSNSM, AdamSNSM lean (8-bit states, pure-bf16 weights with stochastic rounding) and snsm's
+Muon, each at the lrs the standard record tuned (:mod:`~snsm_workbench.bench.demo_record`; the
+file was written from the record and a test checks they are equal). Same model as the record (its
+preset, vocabulary, sequence length and batch), seed, data order, steps and warmup + cosine
+schedule for all; fewer steps than the record's 1000, so that the demo takes minutes.
 
 Per run: final validation loss; the first evaluated step at or below AdamW's final loss (and
 its fraction of AdamW's); optimizer state; memory = weights + gradients + state (the weights'
