@@ -16,7 +16,7 @@ from snsm_workbench.bench.comparison import (BASELINE, compare, comparison_rows,
                                              finals, lr_text, memory_at_equal_quality,
                                              scale_rows, verdict, with_measured_state)
 from snsm_workbench.bench.figures import scale_figure, sensitivity_figure
-from snsm_workbench.bench.muon_report import muon_section
+from snsm_workbench.bench.muon_report import muon_rows, muon_section
 from snsm_workbench.bench.report_format import fmt_ci as _fmt_ci
 from snsm_workbench.bench.report_format import fmt_delta, fmt_loss as _fmt_loss
 from snsm_workbench.bench.report_format import fmt_steps as _fmt_steps
@@ -112,7 +112,13 @@ def _headline_part(results: dict, restated: dict, out: Path) -> tuple[list[str],
     lines += _state_note(results, restated, adamw_state)
     lines += ["## Headline: each method's best configuration", ""]
     rows = comparison_rows(tuned_all, baseline, horizon, adamw_state)
-    lines += [markdown_table(rows, COMPARISON_COLUMNS), ""]
+    stage = _finished_muon_rows(results)
+    lines += [markdown_table(rows + stage, COMPARISON_COLUMNS), ""]
+    if stage:
+        lines += [f"The rows from {stage[0]['optimizer']} down are the muon stage's finished "
+                  "configurations (ours; `muon` above is `torch.optim.Muon`): their Δ against "
+                  "it and the goals are in [Lean Muon](#lean-muon).", ""]
+    rows += stage
     if any(r["seeds"] < 2 for r in rows):
         lines += ["A row with one seed (a peer outside the best three) is not paired: its "
                   "Δ loss interval is the single-case t test against AdamW's seeds (its "
@@ -149,14 +155,20 @@ def _stages_part(results: dict, out: Path, rows: list[dict]) -> list[str]:
         rows += comparison_rows({label: {"runs": runs} for label, runs in results["lean"].items()},
                                 baseline, horizon, adamw_state)
     if "muon" in results.get("stages", ()):
-        lines += _muon_part(results, rows)
+        lines += _muon_part(results)
     return lines
 
 
-def _muon_part(results: dict, rows: list[dict]) -> list[str]:
-    """The Lean Muon section and its tuning table; its complete rows are added to ``rows``."""
-    lines, muon_rows = muon_section(results, PLAN.muon_goals)
-    rows += [r for r in muon_rows if "incomplete" not in r]
+def _finished_muon_rows(results: dict) -> list[dict]:
+    """The muon stage's complete rows (none without the stage), for the headline table."""
+    if "muon" not in results.get("stages", ()):
+        return []
+    return [r for r in muon_rows(results, PLAN.muon_goals) if "incomplete" not in r]
+
+
+def _muon_part(results: dict) -> list[str]:
+    """The Lean Muon section and its tuning table (its rows are the headline's)."""
+    lines, _ = muon_section(results, PLAN.muon_goals)
     tuned = {label: t for label, t in (results.get("muon") or {}).items()
              if t and (t.get("grid") or t.get("plain_grid"))}
     if tuned:

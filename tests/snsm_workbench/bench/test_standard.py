@@ -240,6 +240,8 @@ def test_the_muon_stage_tunes_ours_fairly_and_runs_its_lean_levels(tmp_path):
     section = report[report.index("## Lean Muon"):report.index("## Memory at equal quality")]
     assert all(f"| {label} | " in section for label in muon)
     assert "not in these results" in section and "goals missed" in section  # no peers stage
+    headline = report[report.index("## Headline"):report.index("## Tuning")]
+    assert all(f"| {label} | " in headline for label in muon)  # the headline gains the rows
     _a_stage_in_progress_reports_its_finished_items(record, tmp_path, results)
 
 
@@ -258,6 +260,8 @@ def _a_stage_in_progress_reports_its_finished_items(record, tmp_path, finished):
     report = (record / "report.md").read_text()
     assert "| muon_sm_r32 | - | - | incomplete: not finished |" in report
     assert "| snsm_muon | " in report and "configurations are incomplete" in report
+    headline = report[report.index("## Headline"):report.index("## Tuning")]
+    assert "| snsm_muon | " in headline and "| muon_sm_r32 | " not in headline
 
 
 def _children(pid: int) -> list[int]:
