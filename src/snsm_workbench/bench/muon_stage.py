@@ -23,7 +23,6 @@ are not, is ``None``, so a stage in progress reports the items it has finished.
 from __future__ import annotations
 
 from concurrent.futures import Future
-from dataclasses import replace
 
 from snsm_workbench.bench import tuning
 from snsm_workbench.bench.contenders import Contender
@@ -39,10 +38,7 @@ def _contenders(items) -> dict[str, Contender]:
         if isinstance(item, Entry):
             contenders[item.contender.label] = item.contender
             continue
-        base = contenders[item.base]
-        contenders[item.label] = replace(
-            base, label=item.label, grid=(), weights=item.weights,
-            optimizer_args={**base.optimizer_args, **item.optimizer_args})
+        contenders[item.label] = item.contender(contenders[item.base])
     return contenders
 
 

@@ -70,6 +70,11 @@ class LeanLevel:
     weights: str
     tune_plain: bool = False  # tune the plain-group lr at the base's matrix lr (muon stage)
 
+    def contender(self, base: Contender) -> Contender:
+        """``base`` with this level's label, weights and extra arguments (no grid: no tuning)."""
+        return replace(base, label=self.label, grid=(), weights=self.weights,
+                       optimizer_args={**base.optimizer_args, **self.optimizer_args})
+
 
 @dataclass(frozen=True)
 class Settings:

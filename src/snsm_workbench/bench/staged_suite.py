@@ -257,9 +257,7 @@ class StagedSuite:
         by_label = {e.contender.label: e.contender for e in self.plan.headline}
 
         def run(level):
-            c = by_label[level.base]
-            contender = replace(c, label=level.label, grid=(), weights=level.weights,
-                                optimizer_args={**c.optimizer_args, **level.optimizer_args})
+            contender = level.contender(by_label[level.base])
             tuned = headline[level.base]
             return self.seeded(contender, tuned.lr, tuned.plain_lr, self.settings.seeds,
                                priority=self.priority_of("lean"))
