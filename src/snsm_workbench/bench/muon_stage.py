@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from snsm_workbench.bench import tuning
 from snsm_workbench.bench.contenders import Contender
 from snsm_workbench.bench.run_pool import MissingRuns
-from snsm_workbench.bench.stage_plan import Entry, LeanLevel
+from snsm_workbench.bench.stage_plan import Entry, LeanLevel, item_label
 from snsm_workbench.bench.tuning import Tuned
 
 
@@ -69,9 +69,7 @@ def _level(suite, level: LeanLevel, contender: Contender, base, priority: float)
 
 def muon_stage(suite) -> dict:
     """Run the stage's items on ``suite`` (a :class:`StagedSuite`); {label: Tuned}."""
-    items = [item for item in suite.plan.muon
-             if (item.label if isinstance(item, LeanLevel) else item.contender.label)
-             in suite.settings.muon_labels]
+    items = [item for item in suite.plan.muon if item_label(item) in suite.settings.muon_labels]
     contenders = _contenders(items)
     first = suite.priority_of("muon")
     done: dict[str, Future] = {}
@@ -88,6 +86,6 @@ def muon_stage(suite) -> dict:
 
     with suite.threads(len(items)) as threads:
         for i, item in enumerate(items):  # an earlier item first: a smaller priority number
-            label = item.label if isinstance(item, LeanLevel) else item.contender.label
+            label = item_label(item)
             done[label] = threads.submit(run, item, first + i / (len(items) + 1))
         return {label: future.result() for label, future in done.items()}

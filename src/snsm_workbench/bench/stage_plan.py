@@ -193,7 +193,8 @@ def _muon_item(obj: dict, where: str) -> Entry | LeanLevel:
     return _lean(obj, where) if isinstance(obj, dict) and "base" in obj else _entry(obj, where)
 
 
-def _label(item: Entry | LeanLevel) -> str:
+def item_label(item: Entry | LeanLevel) -> str:
+    """The label of a muon-stage item (an entry's is its contender's)."""
     return item.label if isinstance(item, LeanLevel) else item.contender.label
 
 
@@ -201,10 +202,10 @@ def _check_muon(muon: tuple, settings: tuple[Settings, ...], where: str) -> None
     """Unique labels, each level's base an earlier item, ``muon_labels`` among them."""
     seen: list[str] = []
     for item in muon:
-        if _label(item) in seen or (isinstance(item, LeanLevel) and item.base not in seen):
-            raise SuiteFileError(f"{where}: muon: {_label(item)!r} repeats a label or its base "
+        if item_label(item) in seen or (isinstance(item, LeanLevel) and item.base not in seen):
+            raise SuiteFileError(f"{where}: muon: {item_label(item)!r} repeats a label or its base "
                                  f"is not an earlier item of {seen}")
-        seen.append(_label(item))
+        seen.append(item_label(item))
     bases = {item.label: item.base for item in muon if isinstance(item, LeanLevel)}
     for s in settings:
         unknown = [label for label in s.muon_labels if label not in seen]

@@ -21,7 +21,7 @@ from snsm_workbench.bench.report_format import fmt_ci as _fmt_ci
 from snsm_workbench.bench.report_format import fmt_delta, fmt_loss as _fmt_loss
 from snsm_workbench.bench.report_format import fmt_steps as _fmt_steps
 from snsm_workbench.bench.run_pool import final_loss
-from snsm_workbench.bench.stage_plan import PLAN
+from snsm_workbench.bench.stage_plan import PLAN, item_label
 from snsm_workbench.bench.statistics import mean_sd
 from snsm_workbench.util.tables import markdown_table
 
@@ -169,6 +169,11 @@ def _finished_muon_rows(results: dict) -> list[dict]:
 def _muon_part(results: dict) -> list[str]:
     """The Lean Muon section and its tuning table (its rows are the headline's)."""
     lines, _ = muon_section(results, PLAN.muon_goals)
+    running = results["settings"].get("muon_labels") or ()
+    idle = [label for label in map(item_label, PLAN.muon) if running and label not in running]
+    if idle:
+        lines += ["Defined in the suite file but not run (not in `settings.muon_labels`): "
+                  + ", ".join(idle) + ".", ""]
     tuned = {label: t for label, t in (results.get("muon") or {}).items()
              if t and (t.get("grid") or t.get("plain_grid"))}
     if tuned:

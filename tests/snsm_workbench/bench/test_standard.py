@@ -240,6 +240,8 @@ def test_the_muon_stage_tunes_ours_fairly_and_runs_its_lean_levels(tmp_path):
     section = report[report.index("## Lean Muon"):report.index("## Memory at equal quality")]
     assert all(f"| {label} | " in section for label in muon)
     assert "not in these results" in section and "goals missed" in section  # no peers stage
+    idle, = [line for line in section.splitlines() if line.startswith("Defined in the suite")]
+    assert "muon_sn, " in idle and "snsm_muon," not in idle  # items the smoke run leaves out
     headline = report[report.index("## Headline"):report.index("## Tuning")]
     assert all(f"| {label} | " in headline for label in muon)  # the headline gains the rows
     _a_stage_in_progress_reports_its_finished_items(record, tmp_path, results)

@@ -70,11 +70,13 @@ def test_the_muon_stage_is_ordered_resumable_and_apart_from_the_peer():
     """Issue 23: ours first (labelled apart from torch.optim.Muon, the peer ``muon``, so no
     cached run of one is read for the other), every entry on the hidden route in the peer's
     lr units, every lean level after its base."""
-    from snsm_workbench.bench.stage_plan import Entry, LeanLevel
+    from snsm_workbench.bench.stage_plan import Entry, LeanLevel, item_label
 
-    labels = [i.label if isinstance(i, LeanLevel) else i.contender.label for i in PLAN.muon]
+    labels = [item_label(i) for i in PLAN.muon]
     assert labels[:3] == ["snsm_muon", "muon_sn", "muon_sm_r32"] and "muon" not in labels
-    assert list(PLAN.settings.muon_labels) == labels
+    running = list(PLAN.settings.muon_labels)  # a subset, in the items' (priority) order
+    assert running == [label for label in labels if label in running]
+    assert {"snsm_muon", "muon_sn", "muon_sm_r32", "muon_sm_r64", "muon_snsm_r32"} <= set(running)
     entries = [i for i in PLAN.muon if isinstance(i, Entry)]
     assert {e.contender.optimizer for e in entries} == {"muon", "muon_sn", "muon_sm",
                                                         "muon_snsm"}
