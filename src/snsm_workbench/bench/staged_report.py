@@ -16,7 +16,7 @@ from snsm_workbench.bench.comparison import (BASELINE, compare, comparison_rows,
                                              finals, lr_text, memory_at_equal_quality,
                                              scale_rows, verdict, with_measured_state)
 from snsm_workbench.bench.figures import scale_figure, sensitivity_figure
-from snsm_workbench.bench.muon_report import muon_rows, muon_section
+from snsm_workbench.bench.muon_report import muon_section
 from snsm_workbench.bench.report_format import fmt_ci as _fmt_ci
 from snsm_workbench.bench.report_format import fmt_delta, fmt_loss as _fmt_loss
 from snsm_workbench.bench.report_format import fmt_steps as _fmt_steps
@@ -85,15 +85,20 @@ def write_report(results: dict, out: str | Path) -> Path:
             + "\n")
         return path
     results, restated = with_measured_state(results)
-    lines, rows = _headline_part(results, restated, out)
-    lines += _stages_part(results, out, rows)
+    muon_lines, muon_rows = (muon_section(results, PLAN.muon_goals)
+                             if "muon" in results.get("stages", ()) else ([], []))
+    lines, rows = _headline_part(results, restated, out,
+                                 [r for r in muon_rows if "incomplete" not in r])
+    lines += _stages_part(results, out, rows, muon_lines)
     lines += _memory_section(memory_at_equal_quality(rows))
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def _headline_part(results: dict, restated: dict, out: Path) -> tuple[list[str], list[dict]]:
-    """The title, notes, headline table, lr sensitivity and tuning table; and the rows."""
+def _headline_part(results: dict, restated: dict, out: Path, stage: list[dict]
+                   ) -> tuple[list[str], list[dict]]:
+    """The title, notes, headline table (``stage``: the muon stage's finished rows at its
+    end), lr sensitivity and tuning table; and the rows."""
     settings, incomplete = results["settings"], results.get("incomplete") or {}
     horizon, headline = settings["full_steps"], results["headline"]
     baseline = headline[BASELINE]["runs"]
@@ -112,7 +117,6 @@ def _headline_part(results: dict, restated: dict, out: Path) -> tuple[list[str],
     lines += _state_note(results, restated, adamw_state)
     lines += ["## Headline: each method's best configuration", ""]
     rows = comparison_rows(tuned_all, baseline, horizon, adamw_state)
-    stage = _finished_muon_rows(results)
     lines += [markdown_table(rows + stage, COMPARISON_COLUMNS), ""]
     if stage:
         lines += [f"The rows from {stage[0]['optimizer']} down are the muon stage's finished "
@@ -130,8 +134,10 @@ def _headline_part(results: dict, restated: dict, out: Path) -> tuple[list[str],
     return lines, rows
 
 
-def _stages_part(results: dict, out: Path, rows: list[dict]) -> list[str]:
-    """The sections of the other stages; their seeded rows are added to ``rows``."""
+def _stages_part(results: dict, out: Path, rows: list[dict], muon_lines: list[str]
+                 ) -> list[str]:
+    """The sections of the other stages (``muon_lines``: the Lean Muon section's); their
+    seeded rows are added to ``rows``."""
     settings, headline = results["settings"], results["headline"]
     horizon, baseline = settings["full_steps"], headline[BASELINE]["runs"]
     adamw_state, lines = baseline[0]["state_bytes"], []
@@ -155,21 +161,14 @@ def _stages_part(results: dict, out: Path, rows: list[dict]) -> list[str]:
         rows += comparison_rows({label: {"runs": runs} for label, runs in results["lean"].items()},
                                 baseline, horizon, adamw_state)
     if "muon" in results.get("stages", ()):
-        lines += _muon_part(results)
+        lines += _muon_part(results, muon_lines)
     return lines
 
 
-def _finished_muon_rows(results: dict) -> list[dict]:
-    """The muon stage's complete rows (none without the stage), for the headline table."""
-    if "muon" not in results.get("stages", ()):
-        return []
-    return [r for r in muon_rows(results, PLAN.muon_goals) if "incomplete" not in r]
-
-
-def _muon_part(results: dict) -> list[str]:
-    """The Lean Muon section and its tuning table (its rows are the headline's)."""
-    lines, _ = muon_section(results, PLAN.muon_goals)
-    running = results["settings"].get("muon_labels") or ()
+def _muon_part(results: dict, section: list[str]) -> list[str]:
+    """The Lean Muon ``section``, the items not run, and its tuning table."""
+    lines = list(section)
+    running = results["settings"].get("muon_labels") or ()  # older results have none
     idle = [label for label in map(item_label, PLAN.muon) if running and label not in running]
     if idle:
         lines += ["Defined in the suite file but not run (not in `settings.muon_labels`): "
