@@ -68,24 +68,25 @@ def _rerun(record: Path, saved: dict, plain: float, out: Path) -> dict:
     return run
 
 
+def _summary(label: str, runs: list[dict]) -> dict:
+    """A configuration's name, final loss (mean, sd), seed count and state bytes."""
+    mean, sd = mean_sd(finals(runs))
+    return {"configuration": label, "loss": mean, "sd": sd, "seeds": len(runs), "failed": False,
+            "state_bytes": runs[0]["state_bytes"]}
+
+
 def _rows(name: str, runs: list[dict], against: dict[str, list[dict]], horizon: int
           ) -> list[dict]:
-    """The check's own row, then one per configuration it is compared with (Δ = check - it)."""
-    own = {"configuration": name, **compare(runs, runs, horizon), "delta_ci": None}
-    rows = [own]
-    for label, base in against.items():
-        mean, sd = mean_sd(finals(base))
-        rows.append({"configuration": label, "base_loss": mean, "base_sd": sd,
-                     **compare(runs, base, horizon)})
-    return rows
+    """The check's own row, then one per configuration it is compared with: that
+    configuration's loss and the check's Δ against it (paired by seed)."""
+    return [{**_summary(name, runs), "delta_ci": None}] + [
+        {**compare(runs, base, horizon), **_summary(label, base)}
+        for label, base in against.items()]
 
 
 def _table(rows: list[dict]) -> str:
-    def loss(row):
-        return fmt_loss(row) if "base_loss" not in row else fmt_loss(
-            {**row, "loss": row["base_loss"], "sd": row["base_sd"]})
     return markdown_table(rows, [
-        ("configuration", "configuration"), ("final val loss (mean ± sd)", loss),
+        ("configuration", "configuration"), ("final val loss (mean ± sd)", fmt_loss),
         ("Δ loss of the check vs it [95% CI], paired by seed",
          lambda r: "-" if r["delta_ci"] is None else fmt_delta(r))])
 
